@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* bridgewatch kernel/user contract: everything that crosses the boundary.
+ * src/bpf/abi.ts mirrors these layouts and checks them against this object's BTF at load. */
+#ifndef BRIDGEWATCH_H
+#define BRIDGEWATCH_H
+
+#include <linux/types.h>
+
+/* frame kinds; announcements are every kind except OTHER */
+enum bw_kind {
+	BW_KIND_OTHER = 0,
+	BW_KIND_RARP = 1,   /* ethertype 0x8035 */
+	BW_KIND_GARP = 2,   /* ARP request/reply with sender IP == target IP */
+	BW_KIND_NA = 3,     /* ICMPv6 neighbour advertisement to ff02::1 */
+	BW_KIND_LEGACY = 4, /* ethertype 0x0835, old qemu-kvm */
+	BW_KIND_MAX = 5,
+};
+
+/* event flags */
+enum bw_event_flags {
+	BW_EV_FIRST = 1,      /* first frame of this MAC on this port */
+	BW_EV_FORWARDING = 2, /* the port was a forwarding bridge port at that instant */
+	BW_EV_BRIDGE_PORT = 4,/* the device was a bridge port (any state) */
+};
+
+/* port_state values: BR_STATE_* (0 disabled .. 4 blocking), or NOT_BRIDGE_PORT */
+#define BW_STATE_UNKNOWN 0xfe
+#define BW_STATE_NOT_BRIDGE_PORT 0xff
+
+/* global per-CPU counters (map bw_stats, index = enum) */
+enum bw_stat {
+	BW_STAT_FRAMES = 0,         /* frames seen on attached ports */
+	BW_STAT_NEW_MACS = 1,       /* new {port, mac} entries */
+	BW_STAT_BAD_SRC = 2,        /* frames with a group or zero source MAC (not recorded) */
+	BW_STAT_DROP_RATE_MAC = 3,  /* events suppressed by the per-{port,mac} limit */
+	BW_STAT_DROP_RATE_ALL = 4,  /* events suppressed by the global limit */
+	BW_STAT_DROP_RINGBUF = 5,   /* events lost: ring buffer full */
+	BW_STAT_INSERT_FAIL = 6,    /* map insert failed */
+	BW_STAT_MAX = 7,
+};
+
+/* key of bw_port_macs */
+struct bw_key {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* value of bw_port_macs; times are bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+struct bw_mac_stats {
+	__u64 first_ns;         /* first frame */
+	__u64 last_ns;          /* latest frame */
+	__u64 first_fwd_ns;     /* first frame while forwarding, 0 = none yet */
+	__u64 last_unfwd_ns;    /* latest frame while not forwarding, 0 = none */
+	__u64 last_announce_ns; /* latest announcement, 0 = none */
+	__u64 frames;
+	__u64 unfwd_frames;     /* frames while the port could not forward */
+	__u64 kinds[BW_KIND_MAX];
+	__u64 unfwd_kinds[BW_KIND_MAX];
+	__u64 win_start_ns;     /* event rate limit window */
+	__u32 win_events;
+	__u16 vlan;             /* latest outer VLAN id, 0 = untagged */
+	__u8 first_state;       /* port state at the first frame */
+	__u8 pad;
+};
+
+/* ring buffer record */
+struct bw_event {
+	__u64 ts_ns;
+	__u32 ifindex;
+	__u8 mac[6];
+	__u8 kind;       /* enum bw_kind */
+	__u8 flags;      /* enum bw_event_flags */
+	__u16 vlan;      /* outer VLAN id, 0 = untagged */
+	__u8 port_state; /* BR_STATE_* or BW_STATE_* */
+	__u8 pad;
+	__u32 len;       /* frame length */
+	__u32 pad2;
+};
+
+/* global event limiter (per CPU) */
+struct bw_limiter {
+	__u64 win_start_ns;
+	__u64 events;
+};
+
+_Static_assert(sizeof(struct bw_key) == 12, "bw_key layout");
+_Static_assert(sizeof(struct bw_mac_stats) == 152, "bw_mac_stats layout");
+_Static_assert(sizeof(struct bw_event) == 32, "bw_event layout");
+_Static_assert(sizeof(struct bw_limiter) == 16, "bw_limiter layout");
+
+#endif /* BRIDGEWATCH_H */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh Debian 12 machine (as root): system packages, npm ci, the BPF
+# object and the TypeScript build. Every step is skipped when already done.
+#   scripts/setup.sh [--with-qemu]   (QEMU only for `bridgewatch lab --qemu` and its tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(clang llvm libbpf-dev libbpf1 libpcap-dev bpftool iproute2 tcpdump tshark prometheus make g++ python3 kmod)
+[[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86)
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to apt-get install ${missing[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci when the lockfile changed since the last install
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# BPF object, then TypeScript, each only when a source is newer than its output
+obj=dist/bpf/bridgewatch.bpf.o
+if [ ! -f "$obj" ] || [ -n "$(find bpf -newer "$obj" -type f | head -1)" ]; then
+  bash bpf/build.sh >/dev/null
+fi
+stamp=dist/.tsbuild
+if [ ! -f "$stamp" ] || [ -n "$(find src bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+  npx tsc -p tsconfig.json
+  touch "$stamp"
+fi

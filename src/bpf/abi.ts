@@ -1,0 +1,199 @@
+// The kernel/user contract of bpf/bridgewatch.h as TypeScript layouts. Checked field by field
+// against the loaded object's BTF (see checkLayouts), so a drift names the field that moved.
+export interface Field {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+}
+export interface StructLayout {
+  readonly name: string;
+  readonly size: number;
+  readonly fields: readonly Field[];
+}
+
+export const KINDS = ['other', 'rarp', 'garp', 'na', 'legacy'] as const;
+export type Kind = (typeof KINDS)[number];
+export const ANNOUNCE_KINDS: readonly Kind[] = ['rarp', 'garp', 'na', 'legacy'];
+
+export const EV_FIRST = 1;
+export const EV_FORWARDING = 2;
+export const EV_BRIDGE_PORT = 4;
+export const STATE_UNKNOWN = 0xfe;
+export const STATE_NOT_BRIDGE_PORT = 0xff;
+export const BR_STATES = ['disabled', 'listening', 'learning', 'forwarding', 'blocking'] as const;
+
+export const STATS = [
+  'frames',
+  'new_macs',
+  'bad_source',
+  'drop_rate_mac',
+  'drop_rate_all',
+  'drop_ringbuf',
+  'insert_fail',
+] as const;
+export type StatName = (typeof STATS)[number];
+
+const f = (name: string, offset: number, size: number): Field => ({ name, offset, size });
+
+export const KEY: StructLayout = {
+  name: 'bw_key',
+  size: 12,
+  fields: [f('ifindex', 0, 4), f('mac', 4, 6), f('pad', 10, 2)],
+};
+
+export const MAC_STATS: StructLayout = {
+  name: 'bw_mac_stats',
+  size: 152,
+  fields: [
+    f('first_ns', 0, 8),
+    f('last_ns', 8, 8),
+    f('first_fwd_ns', 16, 8),
+    f('last_unfwd_ns', 24, 8),
+    f('last_announce_ns', 32, 8),
+    f('frames', 40, 8),
+    f('unfwd_frames', 48, 8),
+    f('kinds', 56, 40),
+    f('unfwd_kinds', 96, 40),
+    f('win_start_ns', 136, 8),
+    f('win_events', 144, 4),
+    f('vlan', 148, 2),
+    f('first_state', 150, 1),
+    f('pad', 151, 1),
+  ],
+};
+
+export const EVENT: StructLayout = {
+  name: 'bw_event',
+  size: 32,
+  fields: [
+    f('ts_ns', 0, 8),
+    f('ifindex', 8, 4),
+    f('mac', 12, 6),
+    f('kind', 18, 1),
+    f('flags', 19, 1),
+    f('vlan', 20, 2),
+    f('port_state', 22, 1),
+    f('pad', 23, 1),
+    f('len', 24, 4),
+    f('pad2', 28, 4),
+  ],
+};
+
+export const LIMITER: StructLayout = {
+  name: 'bw_limiter',
+  size: 16,
+  fields: [f('win_start_ns', 0, 8), f('events', 8, 8)],
+};
+
+export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER];
+
+/** What a BTF struct looks like, as read from the object. */
+export interface BtfStruct {
+  size: number;
+  members: Map<string, { offset: number; size: number }>;
+}
+
+/** Differences between the contract and the object, one line each; empty when they agree. */
+export function layoutDiffs(want: StructLayout, got: BtfStruct | undefined): string[] {
+  if (!got) return [`struct ${want.name}: missing from the BPF object`];
+  const out: string[] = [];
+  if (got.size !== want.size) out.push(`struct ${want.name}: size ${got.size}, contract says ${want.size}`);
+  for (const fl of want.fields) {
+    const m = got.members.get(fl.name);
+    if (!m) out.push(`struct ${want.name}: field ${fl.name} missing`);
+    else if (m.offset !== fl.offset || m.size !== fl.size)
+      out.push(`struct ${want.name}: field ${fl.name} at offset ${m.offset} size ${m.size}, contract says offset ${fl.offset} size ${fl.size}`);
+  }
+  return out;
+}
+
+const off = (l: StructLayout, name: string): number => {
+  const fl = l.fields.find((x) => x.name === name);
+  if (!fl) throw new Error(`abi: no field ${name} in ${l.name}`);
+  return fl.offset;
+};
+
+export const macToString = (b: Uint8Array): string =>
+  Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+
+export function macFromString(s: string): Buffer {
+  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(s);
+  if (!m) throw new TypeError(`parse mac ${JSON.stringify(s)}: expected six hex octets like 52:54:00:12:34:56`);
+  return Buffer.from(m.slice(1).map((x) => parseInt(x, 16)));
+}
+
+export function encodeKey(ifindex: number, mac: Uint8Array): Buffer {
+  const b = Buffer.alloc(KEY.size);
+  b.writeUInt32LE(ifindex, off(KEY, 'ifindex'));
+  Buffer.from(mac).copy(b, off(KEY, 'mac'), 0, 6);
+  return b;
+}
+
+export function decodeKey(b: Buffer): { ifindex: number; mac: string } {
+  return { ifindex: b.readUInt32LE(off(KEY, 'ifindex')), mac: macToString(b.subarray(off(KEY, 'mac'))) };
+}
+
+export type KindCounts = Record<Kind, number>;
+export interface MacStats {
+  firstNs: bigint;
+  lastNs: bigint;
+  firstFwdNs: bigint; // 0n: never seen while forwarding
+  lastUnfwdNs: bigint; // 0n: never seen while not forwarding
+  lastAnnounceNs: bigint;
+  frames: number;
+  unfwdFrames: number;
+  kinds: KindCounts;
+  unfwdKinds: KindCounts;
+  vlan: number;
+  firstState: number;
+}
+
+const kindCounts = (b: Buffer, at: number): KindCounts =>
+  Object.fromEntries(KINDS.map((k, i) => [k, Number(b.readBigUInt64LE(at + 8 * i))])) as KindCounts;
+
+export function decodeMacStats(b: Buffer): MacStats {
+  const u64 = (n: string) => b.readBigUInt64LE(off(MAC_STATS, n));
+  return {
+    firstNs: u64('first_ns'),
+    lastNs: u64('last_ns'),
+    firstFwdNs: u64('first_fwd_ns'),
+    lastUnfwdNs: u64('last_unfwd_ns'),
+    lastAnnounceNs: u64('last_announce_ns'),
+    frames: Number(u64('frames')),
+    unfwdFrames: Number(u64('unfwd_frames')),
+    kinds: kindCounts(b, off(MAC_STATS, 'kinds')),
+    unfwdKinds: kindCounts(b, off(MAC_STATS, 'unfwd_kinds')),
+    vlan: b.readUInt16LE(off(MAC_STATS, 'vlan')),
+    firstState: b.readUInt8(off(MAC_STATS, 'first_state')),
+  };
+}
+
+export interface BpfEvent {
+  tsNs: bigint; // CLOCK_MONOTONIC, comparable with process.hrtime.bigint()
+  ifindex: number;
+  mac: string;
+  kind: Kind;
+  first: boolean; // first frame of this MAC on this port
+  forwarding: boolean; // port was a forwarding bridge port at that instant
+  bridgePort: boolean;
+  vlan: number;
+  portState: number;
+  len: number;
+}
+
+export function decodeEvent(b: Buffer): BpfEvent {
+  if (b.length < EVENT.size) throw new RangeError(`decode event: ${b.length} bytes, want ${EVENT.size}`);
+  const flags = b.readUInt8(off(EVENT, 'flags'));
+  return {
+    tsNs: b.readBigUInt64LE(off(EVENT, 'ts_ns')),
+    ifindex: b.readUInt32LE(off(EVENT, 'ifindex')),
+    mac: macToString(b.subarray(off(EVENT, 'mac'))),
+    kind: KINDS[b.readUInt8(off(EVENT, 'kind'))] ?? 'other',
+    first: (flags & EV_FIRST) !== 0,
+    forwarding: (flags & EV_FORWARDING) !== 0,
+    bridgePort: (flags & EV_BRIDGE_PORT) !== 0,
+    vlan: b.readUInt16LE(off(EVENT, 'vlan')),
+    portState: b.readUInt8(off(EVENT, 'port_state')),
+    len: b.readUInt32LE(off(EVENT, 'len')),
+  };
+}

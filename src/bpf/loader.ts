@@ -1,0 +1,376 @@
+// Opens and loads bridgewatch.bpf.o, checks the contract, and owns every attachment it makes.
+// Lifecycle: BpfCollection.load() -> attach()/detach() -> close(); close() releases everything.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import koffi from 'koffi';
+import { BridgewatchError, errnoError } from '../errors.js';
+import { BPF_OBJECT } from '../paths.js';
+import { c, errno as lastErrno, strerror } from '../sys/libc.js';
+import {
+  BPF_TC_F_REPLACE,
+  BPF_TCX_INGRESS,
+  libbpf,
+  progQueryCount,
+  progQueryOpts,
+  tcHook,
+  tcOpts,
+  tcOptsProgId,
+  testRun,
+  type TestRun,
+} from './libbpf.js';
+import { btfDatasec, btfStruct } from './btf.js';
+import {
+  decodeKey,
+  decodeMacStats,
+  encodeKey,
+  KEY,
+  LAYOUTS,
+  layoutDiffs,
+  MAC_STATS,
+  STATS,
+  type MacStats,
+  type StatName,
+} from './abi.js';
+
+export const PROG_NAME = 'tc_ingress';
+// fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
+export const TC_HANDLE = 0xb3d0;
+export const TC_PRIORITY = 0xb3d0 & 0xffff;
+
+export type AttachMode = 'auto' | 'tcx' | 'tc';
+
+export interface Tunables {
+  /** rate-limit window for ring-buffer events */
+  eventWindowMs: number;
+  /** events per {port, MAC} per window */
+  eventsPerMac: number;
+  /** events per CPU per window, all ports together */
+  eventsPerCpu: number;
+}
+export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096 };
+
+export interface LoadOptions {
+  objectPath?: string;
+  /** capacity of the {port, MAC} LRU map */
+  maxMacs?: number;
+  ringBytes?: number;
+  tunables?: Partial<Tunables>;
+  mode?: AttachMode;
+  /** where tc-mode remembers which clsact hooks it created (survives a crash) */
+  stateDir?: string;
+}
+
+export interface Attachment {
+  readonly ifindex: number;
+  readonly ifname: string;
+  readonly mode: 'tcx' | 'tc';
+}
+
+export interface MacEntry extends MacStats {
+  ifindex: number;
+  mac: string;
+}
+
+const sys = (what: string, e: number) => errnoError(what, e, strerror);
+
+// libbpf >= 1.0 returns -errno from int functions
+function check(what: string, rc: number): number {
+  if (rc < 0) throw sys(what, -rc);
+  return rc;
+}
+
+interface Live extends Attachment {
+  fd?: number; // tcx link
+  createdHook?: boolean; // tc: we created the clsact qdisc
+}
+
+export class BpfCollection {
+  readonly mode: 'tcx' | 'tc';
+  readonly maps: { macs: number; events: number; stats: number };
+  readonly maxMacs: number;
+  private obj: unknown;
+  private readonly progFd: number;
+  private readonly live = new Map<number, Live>();
+  private readonly stateFile: string;
+  private readonly ownedHooks: Set<number>;
+  private readonly ncpu: number;
+
+  private constructor(obj: unknown, mode: 'tcx' | 'tc', stateDir: string) {
+    const l = libbpf();
+    this.obj = obj;
+    this.mode = mode;
+    this.progFd = check(`find program ${PROG_NAME}`, l.prog_fd(l.find_prog(obj, PROG_NAME)) as number);
+    const mapFd = (name: string) => {
+      const m = l.find_map(obj, name);
+      if (!m) throw new BridgewatchError('ELAYOUT', `find map ${name}: not in the BPF object`);
+      return l.map_fd(m) as number;
+    };
+    this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats') };
+    this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
+    this.ncpu = l.num_possible_cpus() as number;
+    this.stateFile = join(stateDir, 'clsact-owned.json');
+    this.ownedHooks = new Set(readOwned(this.stateFile));
+  }
+
+  /** Open, tune, load and verify the object. Throws ENOTSUP when BPF is unavailable. */
+  static load(opts: LoadOptions = {}): BpfCollection {
+    const path = opts.objectPath ?? BPF_OBJECT;
+    if (!existsSync(path)) throw new BridgewatchError('ENOTSUP', `open bpf object ${path}: no such file (run npm run build:bpf)`);
+    let l;
+    try {
+      l = libbpf();
+    } catch (e) {
+      throw new BridgewatchError('ENOTSUP', `load libbpf.so.1: ${(e as Error).message}`);
+    }
+    const obj = l.object_open_file(path, null);
+    if (!obj) throw sys(`open bpf object ${path}`, lastErrno());
+    try {
+      const btf = l.object_btf(obj);
+      // contract first: a layout drift must not reach the kernel
+      const diffs = LAYOUTS.flatMap((layout) => layoutDiffs(layout, btf ? btfStruct(btf, layout.name) : undefined));
+      if (diffs.length) throw new BridgewatchError('ELAYOUT', `check layout of ${path}: ${diffs.join('; ')}`);
+      setTunables(obj, btf, { ...DEFAULT_TUNABLES, ...opts.tunables });
+      const macs = l.find_map(obj, 'bw_port_macs');
+      if (opts.maxMacs) check('set max entries of map bw_port_macs', l.map_set_max_entries(macs, opts.maxMacs) as number);
+      if (opts.ringBytes) check('set size of map bw_events', l.map_set_max_entries(l.find_map(obj, 'bw_events'), opts.ringBytes) as number);
+      checkMapSizes(obj);
+      const rc = l.object_load(obj) as number;
+      if (rc < 0) {
+        const code = -rc === 1 || -rc === 95 || -rc === 22 ? 'ENOTSUP' : 'EKERNEL';
+        throw new BridgewatchError(code, `load bpf object ${path}: ${strerror(-rc)}`, -rc);
+      }
+      const mode = opts.mode === 'tc' ? 'tc' : opts.mode === 'tcx' ? 'tcx' : probeTcx();
+      return new BpfCollection(obj, mode, opts.stateDir ?? '/run/bridgewatch');
+    } catch (e) {
+      l.object_close(obj);
+      throw e;
+    }
+  }
+
+  get programFd(): number {
+    return this.progFd;
+  }
+
+  attachments(): Attachment[] {
+    return [...this.live.values()].map(({ ifindex, ifname, mode }) => ({ ifindex, ifname, mode }));
+  }
+
+  isAttached(ifindex: number): boolean {
+    return this.live.has(ifindex);
+  }
+
+  /** Attach to ifindex's ingress; attaching again replaces ours, never stacks a second one. */
+  attach(ifindex: number, ifname = `ifindex ${ifindex}`): Attachment {
+    this.assertOpen();
+    if (this.live.has(ifindex)) this.detach(ifindex);
+    const what = `attach ${this.mode} ingress on ${ifname}`;
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new BridgewatchError('ENODEV', `${what}: invalid ifindex ${ifindex}`);
+    const l = libbpf();
+    let live: Live;
+    if (this.mode === 'tcx') {
+      this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
+      const fd = l.link_create(this.progFd, ifindex, BPF_TCX_INGRESS, null) as number;
+      if (fd < 0) throw sys(what, -fd);
+      live = { ifindex, ifname, mode: 'tcx', fd };
+    } else {
+      const hook = tcHook(ifindex);
+      const rc = l.tc_hook_create(hook) as number;
+      if (rc < 0 && rc !== -17 /* EEXIST: someone's clsact, or ours from a crashed run */) throw sys(what, -rc);
+      const createdHook = rc === 0 || this.ownedHooks.has(ifindex);
+      if (createdHook) this.own(ifindex, true);
+      const opts = tcOpts({ progFd: this.progFd, flags: BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
+      const arc = l.tc_attach(hook, opts) as number;
+      if (arc < 0) {
+        if (rc === 0) l.tc_hook_destroy(hook);
+        throw sys(what, -arc);
+      }
+      live = { ifindex, ifname, mode: 'tc', createdHook };
+    }
+    this.live.set(ifindex, live);
+    return { ifindex, ifname, mode: live.mode };
+  }
+
+  /** Detach ours from ifindex; a device already gone is not an error. */
+  detach(ifindex: number): void {
+    const live = this.live.get(ifindex);
+    if (!live) return;
+    this.live.delete(ifindex);
+    if (live.fd !== undefined) {
+      c.close(live.fd); // the kernel removes a tcx link when its last fd closes
+      return;
+    }
+    const l = libbpf();
+    const hook = tcHook(ifindex);
+    const rc = l.tc_detach(hook, tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number;
+    if (live.createdHook) {
+      l.tc_hook_destroy(hook);
+      this.own(ifindex, false);
+    }
+    if (rc < 0 && rc !== -2 && rc !== -19 && rc !== -22) throw sys(`detach tc ingress on ${live.ifname}`, -rc);
+  }
+
+  /** Forget a device that the kernel already removed (its hooks died with it). */
+  forget(ifindex: number): void {
+    const live = this.live.get(ifindex);
+    if (!live) return;
+    this.live.delete(ifindex);
+    if (live.fd !== undefined) c.close(live.fd);
+    if (live.createdHook) this.own(ifindex, false);
+  }
+
+  /** Programs on ifindex's ingress: tcx programs and our clsact filter. */
+  query(ifindex: number): { tcx: number; tcFilter: boolean } {
+    const l = libbpf();
+    const q = progQueryOpts();
+    const rc = l.prog_query_opts(ifindex, BPF_TCX_INGRESS, q) as number;
+    const tcx = rc < 0 ? 0 : progQueryCount(q);
+    const opts = tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY });
+    const tc = l.tc_query(tcHook(ifindex), opts) as number;
+    return { tcx, tcFilter: tc === 0 && tcOptsProgId(opts) !== 0 };
+  }
+
+  /** Every {port, MAC} entry in the kernel. */
+  macs(): MacEntry[] {
+    const l = libbpf();
+    const out: MacEntry[] = [];
+    const key = Buffer.alloc(KEY.size);
+    const next = Buffer.alloc(KEY.size);
+    const val = Buffer.alloc(MAC_STATS.size);
+    let prev: Buffer | null = null;
+    while ((l.map_get_next_key(this.maps.macs, prev, next) as number) === 0) {
+      next.copy(key);
+      prev = key;
+      if ((l.map_lookup_elem(this.maps.macs, key, val) as number) === 0) out.push({ ...decodeKey(key), ...decodeMacStats(val) });
+    }
+    return out;
+  }
+
+  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
+    const val = Buffer.alloc(MAC_STATS.size);
+    return (libbpf().map_lookup_elem(this.maps.macs, encodeKey(ifindex, mac), val) as number) === 0 ? decodeMacStats(val) : undefined;
+  }
+
+  /** Delete a port's entries (device gone); returns how many. */
+  deletePort(ifindex: number): number {
+    const l = libbpf();
+    let n = 0;
+    for (const e of this.macs()) {
+      if (e.ifindex !== ifindex) continue;
+      const mac = Buffer.from(e.mac.split(':').map((x) => parseInt(x, 16)));
+      if ((l.map_delete_elem(this.maps.macs, encodeKey(ifindex, mac)) as number) === 0) n++;
+    }
+    return n;
+  }
+
+  /** Global counters, summed over CPUs. */
+  stats(): Record<StatName, number> {
+    const l = libbpf();
+    const key = Buffer.alloc(4);
+    const val = Buffer.alloc(8 * this.ncpu);
+    const out = {} as Record<StatName, number>;
+    STATS.forEach((name, i) => {
+      key.writeUInt32LE(i);
+      let sum = 0n;
+      if ((l.map_lookup_elem(this.maps.stats, key, val) as number) === 0)
+        for (let cpu = 0; cpu < this.ncpu; cpu++) sum += val.readBigUInt64LE(8 * cpu);
+      out[name] = Number(sum);
+    });
+    return out;
+  }
+
+  /** Run the program on one frame (BPF_PROG_TEST_RUN); ctx may set ifindex. */
+  testRun(frame: Buffer, opts: { ifindex?: number; repeat?: number } = {}): TestRun {
+    let ctx: Buffer | null = null;
+    if (opts.ifindex) {
+      ctx = Buffer.alloc(192); // struct __sk_buff; ifindex at offset 40
+      ctx.writeUInt32LE(opts.ifindex, 40);
+    }
+    try {
+      return testRun(this.progFd, frame, ctx, opts.repeat ?? 1);
+    } catch (e) {
+      throw sys(`test run ${PROG_NAME} on ${frame.length}-byte frame`, (e as { errno: number }).errno ?? 22);
+    }
+  }
+
+  /** Detach everything and unload. Idempotent. */
+  close(): void {
+    if (!this.obj) return;
+    for (const ifindex of [...this.live.keys()]) {
+      try {
+        this.detach(ifindex);
+      } catch {
+        this.forget(ifindex); // device vanished under us: nothing left to release
+      }
+    }
+    libbpf().object_close(this.obj);
+    this.obj = undefined;
+  }
+
+  private assertOpen(): void {
+    if (!this.obj) throw new BridgewatchError('ESTATE', 'use bpf collection: already closed');
+  }
+
+  private removeStaleFilter(ifindex: number): void {
+    const l = libbpf();
+    l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY }));
+    if (this.ownedHooks.has(ifindex)) {
+      l.tc_hook_destroy(tcHook(ifindex));
+      this.own(ifindex, false);
+    }
+  }
+
+  private own(ifindex: number, owned: boolean): void {
+    if (owned === this.ownedHooks.has(ifindex)) return;
+    if (owned) this.ownedHooks.add(ifindex);
+    else this.ownedHooks.delete(ifindex);
+    try {
+      mkdirSync(dirname(this.stateFile), { recursive: true });
+      writeFileSync(this.stateFile, JSON.stringify([...this.ownedHooks]));
+    } catch {
+      /* best effort: losing this only means a clsact qdisc may outlive us */
+    }
+  }
+}
+
+function readOwned(file: string): number[] {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8'));
+    return Array.isArray(v) ? v.filter((x) => Number.isInteger(x)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function setTunables(obj: unknown, btf: unknown, t: Tunables): void {
+  const l = libbpf();
+  const map = l.find_map(obj, '.rodata');
+  if (!map || !btf) throw new BridgewatchError('ELAYOUT', 'set tunables: no .rodata in the BPF object');
+  const vars = btfDatasec(btf, '.rodata');
+  const size = [0];
+  const ptr = l.map_initial_value(map, size);
+  const put = (name: string, value: bigint) => {
+    const v = vars.get(name);
+    if (!v) throw new BridgewatchError('ELAYOUT', `set tunable ${name}: not in the BPF object`);
+    koffi.encode(ptr, v.offset, v.size === 8 ? 'uint64_t' : 'uint32_t', v.size === 8 ? value : Number(value));
+  };
+  put('ev_window_ns', BigInt(Math.round(t.eventWindowMs * 1e6)));
+  put('ev_per_mac', BigInt(t.eventsPerMac));
+  put('ev_per_cpu', BigInt(t.eventsPerCpu));
+}
+
+function checkMapSizes(obj: unknown): void {
+  const l = libbpf();
+  const m = l.find_map(obj, 'bw_port_macs');
+  const k = l.map_key_size(m) as number;
+  const v = l.map_value_size(m) as number;
+  if (k !== KEY.size || v !== MAC_STATS.size)
+    throw new BridgewatchError('ELAYOUT', `check map bw_port_macs: key ${k} value ${v} bytes, contract says ${KEY.size} and ${MAC_STATS.size}`);
+}
+
+/** tcx (kernel 6.6+) when the kernel knows BPF_TCX_INGRESS, else clsact. */
+function probeTcx(): 'tcx' | 'tc' {
+  const q = progQueryOpts();
+  // loopback always exists; EINVAL means the attach type is unknown to this kernel
+  const rc = libbpf().prog_query_opts(1, BPF_TCX_INGRESS, q) as number;
+  return rc === -22 ? 'tc' : 'tcx';
+}
