@@ -168,6 +168,12 @@ export function decodeMacStats(b: Buffer): MacStats {
   };
 }
 
+/** One {port, MAC} entry of bw_port_macs. */
+export interface MacEntry extends MacStats {
+  ifindex: number;
+  mac: string;
+}
+
 export interface BpfEvent {
   tsNs: bigint; // CLOCK_MONOTONIC, comparable with process.hrtime.bigint()
   ifindex: number;

@@ -19,6 +19,7 @@ import {
   type TestRun,
 } from './libbpf.js';
 import { btfDatasec, btfStruct } from './btf.js';
+export type { MacEntry } from './abi.js';
 import {
   decodeKey,
   decodeMacStats,
@@ -28,6 +29,7 @@ import {
   layoutDiffs,
   MAC_STATS,
   STATS,
+  type MacEntry,
   type MacStats,
   type StatName,
 } from './abi.js';
@@ -64,11 +66,6 @@ export interface Attachment {
   readonly ifindex: number;
   readonly ifname: string;
   readonly mode: 'tcx' | 'tc';
-}
-
-export interface MacEntry extends MacStats {
-  ifindex: number;
-  mac: string;
 }
 
 const sys = (what: string, e: number) => errnoError(what, e, strerror);

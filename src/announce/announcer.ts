@@ -1,0 +1,154 @@
+// Re-announces a guest the way QEMU would have, when its port became able to forward after
+// the guest's own announcements died on it. Every decision is logged and counted.
+import { isUnicastMac, rarpFrame, withVlanTag } from './frames.js';
+import { announceOffsets, type AnnounceParameters } from './schedule.js';
+import { uplinkEgress, type PortVlans } from './vlans.js';
+import type { Clock } from '../tracker/types.js';
+
+export type AnnounceMode = 'on' | 'dry-run' | 'off';
+export type Reason = 'late_attach' | 'manual';
+
+export interface UplinkPort {
+  ifindex: number;
+  name: string;
+}
+
+export interface AnnouncerDeps {
+  mode: AnnounceMode;
+  params: AnnounceParameters;
+  holdoffMs: number;
+  ratePerSec: number;
+  clock: Clock;
+  send(ifindex: number, frame: Buffer): void;
+  /** the bridge's uplinks right now */
+  uplinks(bridge: string): UplinkPort[];
+  vlanFiltering(bridge: string): boolean;
+  vlans(): Promise<Map<string, PortVlans>>;
+  /** other local ports where this MAC is active now (conflict check) */
+  activeElsewhere(mac: string, ifindex: number): number[];
+  metrics: {
+    rarpSent(bridge: string, reason: Reason, n?: number): void;
+    rarpError(bridge: string): void;
+    announceSuppressed(reason: string): void;
+    reannounceLatency(bridge: string, sec: number): void;
+    macConflict(bridge: string): void;
+  };
+  onSent?(ifindex: number, mac: string, tsNs: bigint, detail: string): void;
+  log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
+}
+
+export interface AnnounceTarget {
+  ifindex: number;
+  port: string;
+  bridge: string;
+  mac: string;
+  /** when the port reached forwarding (for the latency metric), if this is a late attach */
+  forwardingNs?: bigint;
+}
+
+export type Decision = { ok: true } | { ok: false; reason: 'off' | 'dry_run' | 'group_mac' | 'holdoff' | 'conflict' | 'no_bridge' };
+
+export class Announcer {
+  private readonly d: AnnouncerDeps;
+  private readonly lastSchedule = new Map<string, number>(); // mac -> wall ms
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private tokens: number;
+  private refillMs: number;
+  stopped = false;
+
+  constructor(deps: AnnouncerDeps) {
+    this.d = deps;
+    this.tokens = deps.ratePerSec;
+    this.refillMs = deps.clock.wallMs();
+  }
+
+  get mode(): AnnounceMode {
+    return this.d.mode;
+  }
+
+  /** Decide, and if allowed start QEMU's schedule for this MAC on the bridge's uplinks. */
+  announce(t: AnnounceTarget, reason: Reason): Decision {
+    const decision = this.decide(t, reason);
+    const log = { port: t.port, bridge: t.bridge, mac: t.mac, reason };
+    if (!decision.ok) {
+      this.d.metrics.announceSuppressed(decision.reason);
+      if (decision.reason === 'conflict') this.d.metrics.macConflict(t.bridge);
+      this.d.log.info({ ...log, suppressed: decision.reason }, 'announce suppressed');
+      return decision;
+    }
+    this.lastSchedule.set(t.mac, this.d.clock.wallMs());
+    this.d.log.info({ ...log, rounds: this.d.params.rounds }, 'announce scheduled');
+    announceOffsets(this.d.params).forEach((offset, round) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        void this.round(t, reason, round);
+      }, offset);
+      this.timers.add(timer);
+    });
+    return decision;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private decide(t: AnnounceTarget, reason: Reason): Decision {
+    if (this.d.mode === 'off') return { ok: false, reason: 'off' };
+    if (!isUnicastMac(t.mac)) return { ok: false, reason: 'group_mac' };
+    if (!t.bridge) return { ok: false, reason: 'no_bridge' };
+    if (this.d.activeElsewhere(t.mac, t.ifindex).length) return { ok: false, reason: 'conflict' };
+    const last = this.lastSchedule.get(t.mac);
+    if (reason === 'late_attach' && last !== undefined && this.d.clock.wallMs() - last < this.d.holdoffMs)
+      return { ok: false, reason: 'holdoff' };
+    if (this.d.mode === 'dry-run') return { ok: false, reason: 'dry_run' };
+    return { ok: true };
+  }
+
+  private take(): boolean {
+    const now = this.d.clock.wallMs();
+    this.tokens = Math.min(this.d.ratePerSec, this.tokens + ((now - this.refillMs) * this.d.ratePerSec) / 1000);
+    this.refillMs = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private async round(t: AnnounceTarget, reason: Reason, round: number): Promise<void> {
+    if (this.stopped) return;
+    const filtering = this.d.vlanFiltering(t.bridge);
+    let vlans = new Map<string, PortVlans>();
+    if (filtering) {
+      try {
+        vlans = await this.d.vlans(); // the port's VLANs at this moment
+      } catch (e) {
+        this.d.log.warn({ err: (e as Error).message }, 'read vlans failed; sending untagged');
+      }
+    }
+    if (this.stopped) return;
+    const base = rarpFrame(t.mac);
+    const pvid = filtering ? vlans.get(t.port)?.pvid : undefined;
+    let sent = 0;
+    for (const up of this.d.uplinks(t.bridge)) {
+      const egress = uplinkEgress(pvid, filtering ? vlans.get(up.name) : undefined);
+      if (!egress.send) continue;
+      if (!this.take()) {
+        this.d.metrics.announceSuppressed('rate_limit');
+        continue;
+      }
+      try {
+        this.d.send(up.ifindex, egress.vid ? withVlanTag(base, egress.vid) : base);
+        sent++;
+        const ts = this.d.clock.monoNs();
+        if (round === 0 && sent === 1 && t.forwardingNs !== undefined)
+          this.d.metrics.reannounceLatency(t.bridge, Number(ts - t.forwardingNs) / 1e9);
+        this.d.onSent?.(t.ifindex, t.mac, ts, `round ${round + 1} via ${up.name}${egress.vid ? ` vlan ${egress.vid}` : ''} (${reason})`);
+      } catch (e) {
+        this.d.metrics.rarpError(t.bridge);
+        this.d.log.warn({ port: t.port, mac: t.mac, uplink: up.name, err: (e as Error).message }, 'rarp send failed');
+      }
+    }
+    if (sent) this.d.metrics.rarpSent(t.bridge, reason, sent);
+  }
+}

@@ -1,0 +1,96 @@
+// JSON schemas of the HTTP API: inputs are validated, outputs serialized from these.
+const str = { type: 'string' } as const;
+const int = { type: 'integer' } as const;
+const nullableNum = { type: ['number', 'null'] } as const;
+
+export const errorSchema = { type: 'object', properties: { error: str, statusCode: int }, required: ['error'] } as const;
+
+const fact = {
+  type: 'object',
+  properties: {
+    seq: int,
+    at: str,
+    monoNs: str,
+    port: str,
+    type: str,
+    bridge: str,
+    state: str,
+    mac: str,
+    kind: str,
+    vlan: int,
+    delivered: { type: 'boolean' },
+    verdict: str,
+    detail: str,
+  },
+  required: ['seq', 'at', 'monoNs', 'port', 'type'],
+} as const;
+
+const mac = {
+  type: 'object',
+  properties: {
+    mac: str,
+    verdict: str,
+    vlan: int,
+    firstFrameAt: str,
+    announcements: int,
+    framesBeforeForwarding: int,
+    attachDelaySeconds: nullableNum,
+    firstFrameDelaySeconds: nullableNum,
+    rarpSent: int,
+  },
+} as const;
+
+export const portSchema = {
+  type: 'object',
+  properties: {
+    name: str,
+    ifindex: int,
+    bridge: str,
+    kind: str,
+    guest: { type: 'boolean' },
+    state: str,
+    carrier: { type: 'boolean' },
+    verdict: str,
+    createdAt: str,
+    forwardingSince: { type: ['string', 'null'] },
+    macs: { type: 'array', items: mac },
+    timeline: { type: 'array', items: fact },
+  },
+} as const;
+
+export const portsSchema = { type: 'object', properties: { ports: { type: 'array', items: portSchema } } } as const;
+
+export const eventsQuery = {
+  type: 'object',
+  properties: {
+    since: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+  additionalProperties: false,
+} as const;
+
+export const eventsSchema = {
+  type: 'object',
+  properties: { events: { type: 'array', items: fact }, next: int, dropped: int },
+} as const;
+
+export const portParams = {
+  type: 'object',
+  properties: { name: { type: 'string', pattern: '^[^/\\s]{1,15}$' } },
+  required: ['name'],
+} as const;
+
+export const announceBody = {
+  type: 'object',
+  properties: {
+    port: { type: 'string', pattern: '^[^/\\s]{1,15}$' },
+    mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' },
+  },
+  required: ['port'],
+  additionalProperties: false,
+} as const;
+
+export const announceReply = {
+  type: 'object',
+  properties: { port: str, macs: { type: 'array', items: str }, mode: str, rounds: int },
+} as const;

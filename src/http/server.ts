@@ -1,0 +1,93 @@
+// The HTTP app as a function that never listens (main.ts listens; tests use inject()).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { PortView, FactView } from '../tracker/types.js';
+import { announceBody, announceReply, errorSchema, eventsQuery, eventsSchema, portParams, portSchema, portsSchema } from './schemas.js';
+
+export interface AnnounceRequest {
+  port: string;
+  mac?: string;
+}
+export type AnnounceResult =
+  | { ok: true; port: string; macs: string[]; mode: string; rounds: number }
+  | { ok: false; status: 404 | 409 | 429 | 503; error: string };
+
+export interface HttpDeps {
+  metrics: { scrape(): Promise<string>; contentType: string };
+  ready(): { ok: boolean; reason?: string };
+  ports(): PortView[];
+  port(name: string): PortView | undefined;
+  events(since: number, limit: number): { events: FactView[]; next: number; dropped: number };
+  announce?(req: AnnounceRequest): AnnounceResult | Promise<AnnounceResult>;
+  apiToken?: string;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export function buildServer(deps: HttpDeps): FastifyInstance {
+  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 4096, return503OnClosing: true });
+
+  // every error is JSON with a message; validation failures are the client's (400)
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {
+    const status = err.validation ? 400 : err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err }, 'request failed');
+    reply.code(status).send({ error: status === 500 ? 'internal error' : err.message, statusCode: status });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, statusCode: 404 });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await deps.metrics.scrape();
+    reply.type(deps.metrics.contentType).send(text);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const r = deps.ready();
+    if (r.ok) return { status: 'ready' };
+    return reply.code(503).send({ status: 'not ready', reason: r.reason ?? 'starting' });
+  });
+
+  app.get('/api/v1/ports', { schema: { response: { 200: portsSchema } } }, async () => ({ ports: deps.ports() }));
+
+  app.get<{ Params: { name: string } }>(
+    '/api/v1/ports/:name',
+    { schema: { params: portParams, response: { 200: portSchema, 404: errorSchema } } },
+    async (req, reply) => {
+      const p = deps.port(req.params.name);
+      if (!p) return reply.code(404).send({ error: `port ${req.params.name} is not watched`, statusCode: 404 });
+      return p;
+    },
+  );
+
+  app.get<{ Querystring: { since: number; limit: number } }>(
+    '/api/v1/events',
+    { schema: { querystring: eventsQuery, response: { 200: eventsSchema } } },
+    async (req) => deps.events(req.query.since, req.query.limit),
+  );
+
+  app.post<{ Body: AnnounceRequest }>(
+    '/api/v1/announce',
+    { schema: { body: announceBody, response: { 202: announceReply, '4xx': errorSchema, '5xx': errorSchema } } },
+    async (req, reply) => {
+      if (!deps.apiToken || !deps.announce)
+        return reply.code(403).send({ error: 'announce API disabled: start bridgewatch with --api-token', statusCode: 403 });
+      if (!tokenOk(req.headers.authorization, deps.apiToken))
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong bearer token', statusCode: 401 });
+      const r = await deps.announce(req.body);
+      if (!r.ok) return reply.code(r.status).send({ error: r.error, statusCode: r.status });
+      return reply.code(202).send({ port: r.port, macs: r.macs, mode: r.mode, rounds: r.rounds });
+    },
+  );
+
+  return app;
+}
+
+// constant-time comparison of the bearer token (hashing first equalizes the lengths)
+function tokenOk(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(m[1]), digest(token));
+}

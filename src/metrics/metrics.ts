@@ -1,0 +1,215 @@
+// Prometheus metrics on one injected Registry. Point-in-time values are read in collect();
+// counters are fed by the tracker (TrackerSink) and the announcer. Guest MACs and port names
+// never label a counter or histogram: they live in port_info and the HTTP API.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { KINDS, type Kind } from '../bpf/abi.js';
+import type { TrackerSink } from '../tracker/types.js';
+
+/** 1 ms .. 60 s, with QEMU's announce instants (0.05, 0.2, 0.45, 0.8 s) as exact bounds. */
+export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0.8, 1, 2.5, 5, 10, 30, 60];
+
+export interface BridgeFacts {
+  name: string;
+  stpEnabled: boolean;
+  forwardDelaySec: number;
+}
+export interface PortFacts {
+  name: string;
+  bridge: string;
+  kind: string;
+}
+
+/** What collect() reads; implemented by the daemon over the BPF maps, watcher and tracker. */
+export interface MetricsSource {
+  /** Once per scrape, before anything else: read kernel maps, sync tracker counters. */
+  refresh(): void;
+  ports(): PortFacts[];
+  bridges(): BridgeFacts[];
+  macCount(): number;
+  maps(): { name: string; entries: number; max: number }[];
+  programsAttached(): number;
+  bpfEventsDropped(): number;
+  ready(): boolean;
+  refused(): { ports: number; macs: number; timeline: number };
+}
+
+export type AnnounceMode = 'on' | 'dry-run' | 'off';
+
+export interface BuildInfo {
+  version: string;
+  kernel: string;
+  mode: 'ebpf' | 'pcap';
+}
+
+const P = 'bridgewatch_';
+
+export class Metrics implements TrackerSink {
+  readonly registry: Registry;
+  private readonly src: MetricsSource;
+  private bridgesKnown = new Set<string>();
+  private lastDropped = 0;
+  private readonly c;
+
+  constructor(registry: Registry, src: MetricsSource, build: BuildInfo, announceMode: AnnounceMode = 'off') {
+    this.registry = registry;
+    this.src = src;
+    const registers = [registry];
+    const self = this;
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], collect?: (g: Gauge<L>) => void) =>
+      new Gauge<L>({ name: P + name, help, labelNames, registers, ...(collect && { collect() { collect(this); } }) });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Counter<L>({ name: P + name, help, labelNames, registers });
+    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new Histogram<L>({ name: P + name, help, labelNames, buckets: DELAY_BUCKETS, registers });
+
+    // first registered, so its collect() runs first in every scrape
+    const mapEntries = gauge('bpf_map_entries', 'Entries in a BPF map.', ['map'] as const, (g) => {
+      self.scrapeStart = process.hrtime.bigint();
+      self.refresh();
+      g.reset();
+      for (const m of src.maps()) g.set({ map: m.name }, m.entries);
+    });
+    this.c = {
+      mapEntries,
+      mapMax: gauge('bpf_map_max_entries', 'Capacity of a BPF map (LRU saturation when entries reach it).', ['map'] as const, (g) => {
+        g.reset();
+        for (const m of src.maps()) g.set({ map: m.name }, m.max);
+      }),
+      buildInfo: gauge('build_info', 'Build and runtime information; mode is ebpf or pcap.', ['version', 'kernel', 'mode'] as const),
+      ready: gauge('ready', '1 when BPF is loaded and rtnetlink is subscribed.', [] as const, (g) => g.set(src.ready() ? 1 : 0)),
+      portsWatched: gauge('ports_watched', 'Watched ports per bridge (bridge="" for a device in no bridge).', ['bridge'] as const, (g) => {
+        g.reset();
+        const n = new Map<string, number>();
+        for (const p of src.ports()) n.set(p.bridge, (n.get(p.bridge) ?? 0) + 1);
+        for (const b of self.bridgesKnown) if (!n.has(b)) n.set(b, 0);
+        for (const [bridge, v] of n) g.set({ bridge }, v);
+      }),
+      portInfo: gauge('port_info', 'One series per watched port.', ['bridge', 'port', 'kind'] as const, (g) => {
+        g.reset();
+        for (const p of src.ports()) g.set({ bridge: p.bridge, port: p.name, kind: p.kind || 'unknown' }, 1);
+      }),
+      macs: gauge('guest_macs_tracked', 'Guest MACs tracked over all ports.', [] as const, (g) => g.set(src.macCount())),
+      stp: gauge('bridge_stp_enabled', '1 when STP is enabled on the bridge (ports then sit in listening/learning).', ['bridge'] as const, (g) => {
+        g.reset();
+        for (const b of src.bridges()) g.set({ bridge: b.name }, b.stpEnabled ? 1 : 0);
+      }),
+      fwdDelay: gauge('bridge_forward_delay_seconds', 'Bridge forward delay.', ['bridge'] as const, (g) => {
+        g.reset();
+        for (const b of src.bridges()) g.set({ bridge: b.name }, b.forwardDelaySec);
+      }),
+      programs: gauge('bpf_programs_attached', 'TC programs attached by bridgewatch.', [] as const, (g) => g.set(src.programsAttached())),
+      refused: gauge('tracker_refused', 'Ports, MACs and timeline events the tracker refused or dropped to stay bounded.', ['what'] as const, (g) => {
+        const r = src.refused();
+        g.set({ what: 'ports' }, r.ports);
+        g.set({ what: 'macs' }, r.macs);
+        g.set({ what: 'timeline' }, r.timeline);
+      }),
+      announceMode: gauge('announce_mode', '1 for the configured announce mode (on, dry-run, off).', ['mode'] as const),
+      scrape: gauge('scrape_duration_seconds', 'Time spent collecting metrics in the previous scrape.', [] as const),
+      eventsDropped: counter('bpf_events_dropped_total', 'Kernel events dropped by rate limits or a full ring buffer.', [] as const),
+      attachErrors: counter('attach_errors_total', 'Failures to attach the TC program to a port.', ['reason'] as const),
+      joins: counter('port_joins_total', 'Ports that joined the bridge.', ['bridge'] as const),
+      late: counter('late_attach_total', 'Ports whose guest sent frames before the port could forward them.', ['bridge'] as const),
+      before: counter('frames_before_forwarding_total', 'Guest frames that arrived while their port could not forward.', ['bridge', 'kind'] as const),
+      announcements: counter('announcements_total', 'Guest announcements by kind, delivered (port forwarding) or not.', ['bridge', 'kind', 'delivered'] as const),
+      silent: counter('silent_guests_total', 'Guests forwarding for --silent-after with frames but no announcement.', ['bridge'] as const),
+      attachDelay: histogram('attach_delay_seconds', 'First guest frame to port forwarding, for late ports.', ['bridge'] as const),
+      firstFrameDelay: histogram('first_frame_delay_seconds', 'Port forwarding to first guest frame, for on-time ports.', ['bridge'] as const),
+      rarpSent: counter('rarp_sent_total', 'RARP frames sent on a guest\'s behalf.', ['bridge', 'reason'] as const),
+      rarpErrors: counter('rarp_send_errors_total', 'RARP frames that failed to send.', ['bridge'] as const),
+      suppressed: counter('announce_suppressed_total', 'Re-announcements not sent, by reason.', ['reason'] as const),
+      reannounce: histogram('reannounce_latency_seconds', 'Port forwarding to first RARP sent on the guest\'s behalf.', ['bridge'] as const),
+      conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
+    };
+    this.c.buildInfo.set({ ...build }, 1);
+    for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
+  }
+
+  private scrapeStart = 0n;
+
+  private refresh(): void {
+    try {
+      this.src.refresh();
+    } catch {
+      // a failed map read must not fail the scrape; the gauges show what is known
+    }
+    const dropped = this.src.bpfEventsDropped();
+    if (dropped > this.lastDropped) this.c.eventsDropped.inc(dropped - this.lastDropped);
+    this.lastDropped = Math.max(this.lastDropped, dropped);
+  }
+
+  /** The exposition text; records how long it took for the next scrape. */
+  async scrape(): Promise<string> {
+    const text = await this.registry.metrics();
+    if (this.scrapeStart) this.c.scrape.set(Number(process.hrtime.bigint() - this.scrapeStart) / 1e9);
+    return text;
+  }
+
+  /** A bridge's series exist at 0 from the moment it is seen, so rate() and alerts work at once. */
+  bridgeSeen(bridge: string): void {
+    if (this.bridgesKnown.has(bridge)) return;
+    this.bridgesKnown.add(bridge);
+    const b = { bridge };
+    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts]) ctr.inc(b, 0);
+    for (const kind of KINDS) {
+      this.c.before.inc({ bridge, kind }, 0);
+      if (kind !== 'other') for (const delivered of ['true', 'false']) this.c.announcements.inc({ bridge, kind, delivered }, 0);
+    }
+    for (const reason of ['late_attach', 'manual']) this.c.rarpSent.inc({ bridge, reason }, 0);
+    for (const h of [this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce]) h.zero(b);
+  }
+
+  bridgeGone(bridge: string): void {
+    if (!this.bridgesKnown.delete(bridge)) return;
+    const b = { bridge };
+    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
+      m.remove(b);
+    for (const kind of KINDS) {
+      this.c.before.remove({ bridge, kind });
+      for (const delivered of ['true', 'false']) this.c.announcements.remove({ bridge, kind, delivered });
+    }
+    for (const reason of ['late_attach', 'manual']) this.c.rarpSent.remove({ bridge, reason });
+  }
+
+  attachError(reason: string): void {
+    this.c.attachErrors.inc({ reason });
+  }
+
+  // ---- TrackerSink ----
+  portJoined(bridge: string): void {
+    this.c.joins.inc({ bridge });
+  }
+  lateAttach(bridge: string, attachDelaySec: number): void {
+    this.c.late.inc({ bridge });
+    this.c.attachDelay.observe({ bridge }, attachDelaySec);
+  }
+  onTime(bridge: string, firstFrameDelaySec: number): void {
+    this.c.firstFrameDelay.observe({ bridge }, firstFrameDelaySec);
+  }
+  silent(bridge: string): void {
+    this.c.silent.inc({ bridge });
+  }
+  framesBeforeForwarding(bridge: string, kind: Kind, n: number): void {
+    this.c.before.inc({ bridge, kind }, n);
+  }
+  announcements(bridge: string, kind: Kind, delivered: boolean, n: number): void {
+    this.c.announcements.inc({ bridge, kind, delivered: String(delivered) }, n);
+  }
+
+  // ---- announcer ----
+  rarpSent(bridge: string, reason: 'late_attach' | 'manual', n = 1): void {
+    this.c.rarpSent.inc({ bridge, reason }, n);
+  }
+  rarpError(bridge: string): void {
+    this.c.rarpErrors.inc({ bridge });
+  }
+  announceSuppressed(reason: string): void {
+    this.c.suppressed.inc({ reason });
+  }
+  reannounceLatency(bridge: string, sec: number): void {
+    this.c.reannounce.observe({ bridge }, sec);
+  }
+  macConflict(bridge: string): void {
+    this.c.conflicts.inc({ bridge });
+  }
+}

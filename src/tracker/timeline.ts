@@ -1,0 +1,434 @@
+// Per-port and per-MAC state machine fed by netlink facts and kernel events. Pure: no I/O, an
+// injected clock, bounded memory (refusals and drops are counted, never silent).
+import { ANNOUNCE_KINDS, KINDS, type BpfEvent, type Kind, type MacEntry } from '../bpf/abi.js';
+import { Ring } from './ring.js';
+import { firstFrameVerdict, isSilent, worst, type Verdict } from './verdict.js';
+import {
+  systemClock,
+  type Clock,
+  type Fact,
+  type FactView,
+  type PortInput,
+  type PortState,
+  type PortView,
+  type TrackerSink,
+} from './types.js';
+
+export interface TrackerOptions {
+  clock?: Clock;
+  sink?: TrackerSink;
+  silentAfterMs?: number;
+  maxPorts?: number;
+  maxMacsPerPort?: number;
+  timelinePerPort?: number;
+  maxEvents?: number;
+}
+
+interface Snapshot {
+  gen: bigint; // entry's first_ns: a recreated entry starts from zero
+  kinds: number[];
+  unfwd: number[];
+}
+
+interface MacTrack {
+  mac: string;
+  firstNs: bigint;
+  vlan: number;
+  verdict: Verdict;
+  announcements: number;
+  unfwdFrames: number; // frames the port could not forward (kernel count)
+  unfwdNs: bigint | undefined; // first frame this cycle that the port could not forward
+  attachDelaySec: number | null;
+  firstFrameDelaySec: number | null;
+  silentCounted: boolean;
+  rarpSent: number;
+}
+
+interface PortTrack extends Omit<PortInput, 'tsNs' | 'initial'> {
+  live: boolean;
+  createdNs: bigint;
+  cycleStartNs: bigint; // since when the port could not forward (creation, or leaving forwarding)
+  forwardingSinceNs: bigint | undefined;
+  macs: Map<string, MacTrack>;
+  timeline: Ring<Fact>;
+  pending: Map<string, number>; // counts waiting for the port to join a bridge
+}
+
+const zeros = (): number[] => KINDS.map(() => 0);
+
+export class Tracker {
+  readonly stats = { portsRefused: 0, macsRefused: 0, unknownPortEvents: 0 };
+  private readonly clock: Clock;
+  private readonly sink: TrackerSink | undefined;
+  private readonly silentAfterNs: bigint;
+  private readonly maxPorts: number;
+  private readonly maxMacs: number;
+  private readonly timelineLen: number;
+  private readonly ports = new Map<number, PortTrack>();
+  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly log: Ring<Fact>;
+  private seq = 0;
+
+  constructor(o: TrackerOptions = {}) {
+    this.clock = o.clock ?? systemClock;
+    this.sink = o.sink;
+    this.silentAfterNs = BigInt(Math.round((o.silentAfterMs ?? 10_000) * 1e6));
+    this.maxPorts = o.maxPorts ?? 4096;
+    this.maxMacs = o.maxMacsPerPort ?? 64;
+    this.timelineLen = o.timelinePerPort ?? 64;
+    this.log = new Ring<Fact>(o.maxEvents ?? 4096);
+  }
+
+  get eventsDropped(): number {
+    return this.log.dropped;
+  }
+
+  // ---- netlink facts ----
+
+  portAppeared(p: PortInput): void {
+    if (this.ports.has(p.ifindex)) return;
+    if (this.ports.size >= this.maxPorts) {
+      this.stats.portsRefused++;
+      return;
+    }
+    const { tsNs, initial, ...rest } = p;
+    const port: PortTrack = {
+      ...rest,
+      live: !initial,
+      createdNs: tsNs,
+      cycleStartNs: tsNs,
+      forwardingSinceNs: p.state === 'forwarding' ? tsNs : undefined,
+      macs: new Map(),
+      timeline: new Ring(this.timelineLen),
+      pending: new Map(),
+    };
+    this.ports.set(p.ifindex, port);
+    this.fact(port, tsNs, { type: initial ? 'port_found' : 'port_created', bridge: p.bridge || undefined, state: p.state });
+  }
+
+  portJoined(ifindex: number, bridge: string, tsNs: bigint): void {
+    const port = this.ports.get(ifindex);
+    if (!port || port.bridge === bridge) return;
+    port.bridge = bridge;
+    this.sink?.portJoined(bridge);
+    this.fact(port, tsNs, { type: 'joined', bridge });
+    this.flushPending(port);
+  }
+
+  portLeft(ifindex: number, tsNs: bigint): void {
+    const port = this.ports.get(ifindex);
+    if (!port || !port.bridge) return;
+    this.fact(port, tsNs, { type: 'left', bridge: port.bridge });
+    port.bridge = '';
+    this.setState(port, 'none', tsNs, []);
+  }
+
+  /**
+   * Port state change; `entries` are the kernel's entries for this port, read at this moment,
+   * so the verdict at the forwarding transition is exact even if events were rate-limited.
+   */
+  portState(ifindex: number, state: PortState, tsNs: bigint, entries: MacEntry[] = []): void {
+    const port = this.ports.get(ifindex);
+    if (port) this.setState(port, state, tsNs, entries);
+  }
+
+  portCarrier(ifindex: number, up: boolean, tsNs: bigint): void {
+    const port = this.ports.get(ifindex);
+    if (!port || port.carrier === up) return;
+    port.carrier = up;
+    this.fact(port, tsNs, { type: 'carrier', detail: up ? 'up' : 'down' });
+  }
+
+  portRenamed(ifindex: number, name: string, tsNs: bigint): void {
+    const port = this.ports.get(ifindex);
+    if (!port || port.name === name) return;
+    const old = port.name;
+    port.name = name;
+    this.fact(port, tsNs, { type: 'renamed', detail: `from ${old}` });
+  }
+
+  portDeleted(ifindex: number, tsNs: bigint): void {
+    const port = this.ports.get(ifindex);
+    if (!port) return;
+    this.flushPending(port, true);
+    this.fact(port, tsNs, { type: 'deleted' });
+    this.ports.delete(ifindex);
+    for (const key of this.snapshots.keys()) if (key.startsWith(`${ifindex}|`)) this.snapshots.delete(key);
+  }
+
+  // ---- kernel facts ----
+
+  frame(ev: BpfEvent): void {
+    const port = this.ports.get(ev.ifindex);
+    if (!port) {
+      this.stats.unknownPortEvents++;
+      return;
+    }
+    const m = this.macTrack(port, ev.mac, ev.tsNs, ev.vlan);
+    if (!m) return;
+    m.vlan = ev.vlan;
+    if (!ev.forwarding) {
+      m.unfwdNs ??= ev.tsNs;
+      m.unfwdFrames++; // corrected by the kernel count at the next sync
+    }
+    if (ev.first) {
+      this.fact(port, ev.tsNs, { type: 'first_frame', mac: ev.mac, kind: ev.kind, vlan: ev.vlan, delivered: ev.forwarding });
+      this.judgeFirst(port, m, ev.forwarding, ev.tsNs);
+    }
+    if (ev.kind !== 'other') {
+      m.announcements++;
+      this.fact(port, ev.tsNs, { type: 'announcement', mac: ev.mac, kind: ev.kind, vlan: ev.vlan, delivered: ev.forwarding });
+    }
+  }
+
+  /** Counter deltas from the kernel map (all entries), attributed to each port's bridge. */
+  syncCounters(entries: MacEntry[]): void {
+    const seen = new Set<string>();
+    for (const e of entries) {
+      const port = this.ports.get(e.ifindex);
+      if (!port) continue;
+      const key = `${e.ifindex}|${e.mac}`;
+      seen.add(key);
+      let snap = this.snapshots.get(key);
+      if (!snap || snap.gen !== e.firstNs) snap = { gen: e.firstNs, kinds: zeros(), unfwd: zeros() };
+      KINDS.forEach((kind, i) => {
+        const total = e.kinds[kind];
+        const lost = e.unfwdKinds[kind];
+        const dLost = lost - snap.unfwd[i];
+        const dDelivered = total - lost - (snap.kinds[i] - snap.unfwd[i]);
+        if (dLost > 0) this.count(port, `before|${kind}`, dLost);
+        if (kind !== 'other') {
+          if (dLost > 0) this.count(port, `lost|${kind}`, dLost);
+          if (dDelivered > 0) this.count(port, `delivered|${kind}`, dDelivered);
+        }
+        snap.kinds[i] = total;
+        snap.unfwd[i] = lost;
+      });
+      this.snapshots.set(key, snap);
+      const m = port.macs.get(e.mac);
+      if (m) this.absorb(m, e);
+    }
+    for (const key of this.snapshots.keys()) if (!seen.has(key)) this.snapshots.delete(key); // LRU-evicted
+  }
+
+  /** Periodic rules that depend on time passing (silent guests). */
+  tick(): void {
+    const now = this.clock.monoNs();
+    for (const port of this.ports.values()) {
+      for (const m of port.macs.values()) {
+        if (m.silentCounted) continue;
+        const silent = isSilent({
+          live: port.live && port.guest,
+          forwardingSinceNs: port.forwardingSinceNs,
+          nowNs: now,
+          silentAfterNs: this.silentAfterNs,
+          frames: 1,
+          announcements: m.announcements,
+        });
+        if (!silent) continue;
+        m.silentCounted = true;
+        this.sink?.silent(port.bridge);
+        if (m.verdict !== 'late') this.verdict(port, m, 'silent', now);
+      }
+    }
+  }
+
+  rarpSent(ifindex: number, mac: string, tsNs: bigint, detail: string): void {
+    const port = this.ports.get(ifindex);
+    if (!port) return;
+    const m = port.macs.get(mac);
+    if (m) m.rarpSent++;
+    this.fact(port, tsNs, { type: 'rarp_sent', mac, kind: 'rarp', detail });
+  }
+
+  // ---- views ----
+
+  portCount(): number {
+    return this.ports.size;
+  }
+
+  macCount(): number {
+    let n = 0;
+    for (const p of this.ports.values()) n += p.macs.size;
+    return n;
+  }
+
+  /** Ports (ifindex) where this MAC has been seen. */
+  portsWithMac(mac: string): number[] {
+    return [...this.ports.values()].filter((p) => p.macs.has(mac)).map((p) => p.ifindex);
+  }
+
+  portInfo(ifindex: number): { name: string; bridge: string; guest: boolean; state: PortState; macs: string[] } | undefined {
+    const p = this.ports.get(ifindex);
+    return p && { name: p.name, bridge: p.bridge, guest: p.guest, state: p.state, macs: [...p.macs.keys()] };
+  }
+
+  macVerdict(ifindex: number, mac: string): Verdict | undefined {
+    return this.ports.get(ifindex)?.macs.get(mac)?.verdict;
+  }
+
+  portViews(): PortView[] {
+    return [...this.ports.values()].map((p) => this.view(p));
+  }
+
+  portView(name: string): PortView | undefined {
+    for (const p of this.ports.values()) if (p.name === name) return this.view(p);
+    return undefined;
+  }
+
+  /** Facts after cursor `since`, oldest first; `next` is the cursor to pass next time. */
+  events(since: number, limit: number): { events: FactView[]; next: number; dropped: number } {
+    const out = this.log.filter((f) => f.seq > since).slice(0, limit);
+    return { events: out.map((f) => this.factView(f)), next: out.length ? out[out.length - 1].seq : Math.max(since, 0), dropped: this.log.dropped };
+  }
+
+  // ---- internals ----
+
+  private setState(port: PortTrack, state: PortState, tsNs: bigint, entries: MacEntry[]): void {
+    if (port.state === state) return;
+    const was = port.state;
+    port.state = state;
+    this.fact(port, tsNs, { type: 'state', state, bridge: port.bridge || undefined, detail: `from ${was}` });
+    if (state !== 'forwarding') {
+      if (was === 'forwarding') port.cycleStartNs = tsNs;
+      port.forwardingSinceNs = undefined;
+      return;
+    }
+    port.forwardingSinceNs = tsNs;
+    this.reconcile(port, entries);
+    // late: frames this cycle that the port could not forward
+    let earliest: bigint | undefined;
+    for (const m of port.macs.values()) {
+      if (m.unfwdNs === undefined) continue;
+      if (earliest === undefined || m.unfwdNs < earliest) earliest = m.unfwdNs;
+      m.attachDelaySec = Number(tsNs - m.unfwdNs) / 1e9;
+      m.unfwdNs = undefined;
+      this.verdict(port, m, 'late', tsNs);
+    }
+    if (earliest !== undefined) this.sink?.lateAttach(port.bridge, Number(tsNs - earliest) / 1e9);
+  }
+
+  /** Bring in what the kernel map knows that events did not tell (rate limits, drops). */
+  private reconcile(port: PortTrack, entries: MacEntry[]): void {
+    for (const e of entries) {
+      if (e.ifindex !== port.ifindex) continue;
+      const known = port.macs.has(e.mac);
+      const m = this.macTrack(port, e.mac, e.firstNs, e.vlan);
+      if (!m) continue;
+      if (!known) this.judgeFirst(port, m, e.firstFwdNs !== 0n && e.firstFwdNs === e.firstNs, e.firstNs);
+      this.absorb(m, e);
+      if (m.unfwdNs === undefined && e.unfwdFrames > 0 && e.lastUnfwdNs >= port.cycleStartNs)
+        m.unfwdNs = e.firstNs > port.cycleStartNs ? e.firstNs : port.cycleStartNs;
+    }
+  }
+
+  /** Exact kernel counts win over what events suggested. */
+  private absorb(m: MacTrack, e: MacEntry): void {
+    m.unfwdFrames = e.unfwdFrames;
+    m.announcements = Math.max(m.announcements, ANNOUNCE_KINDS.reduce((n, k) => n + e.kinds[k], 0));
+  }
+
+  private macTrack(port: PortTrack, mac: string, tsNs: bigint, vlan: number): MacTrack | undefined {
+    let m = port.macs.get(mac);
+    if (m) return m;
+    if (port.macs.size >= this.maxMacs) {
+      this.stats.macsRefused++; // keep the first MACs: a flooding guest cannot push out its own
+      return undefined;
+    }
+    m = {
+      mac,
+      firstNs: tsNs,
+      vlan,
+      verdict: 'pending',
+      announcements: 0,
+      unfwdFrames: 0,
+      unfwdNs: undefined,
+      attachDelaySec: null,
+      firstFrameDelaySec: null,
+      silentCounted: false,
+      rarpSent: 0,
+    };
+    port.macs.set(mac, m);
+    return m;
+  }
+
+  private judgeFirst(port: PortTrack, m: MacTrack, forwarding: boolean, tsNs: bigint): void {
+    const v = firstFrameVerdict(forwarding);
+    if (v === 'on_time' && port.live && port.forwardingSinceNs !== undefined && tsNs >= port.forwardingSinceNs) {
+      m.firstFrameDelaySec = Number(tsNs - port.forwardingSinceNs) / 1e9;
+      this.sink?.onTime(port.bridge, m.firstFrameDelaySec);
+    }
+    if (v === 'on_time') this.verdict(port, m, v, tsNs);
+    else m.unfwdNs ??= tsNs; // judged late when the port reaches forwarding
+  }
+
+  private verdict(port: PortTrack, m: MacTrack, v: Verdict, tsNs: bigint): void {
+    if (m.verdict === v) return;
+    m.verdict = v;
+    this.fact(port, tsNs, { type: 'verdict', mac: m.mac, verdict: v });
+  }
+
+  private count(port: PortTrack, what: string, n: number): void {
+    if (!port.bridge) {
+      port.pending.set(what, (port.pending.get(what) ?? 0) + n);
+      return;
+    }
+    this.emitCount(port.bridge, what, n);
+  }
+
+  private flushPending(port: PortTrack, deleting = false): void {
+    if (!port.bridge && !deleting) return;
+    for (const [what, n] of port.pending) this.emitCount(port.bridge, what, n);
+    port.pending.clear();
+  }
+
+  private emitCount(bridge: string, what: string, n: number): void {
+    const [how, kind] = what.split('|') as [string, Kind];
+    if (how === 'before') this.sink?.framesBeforeForwarding(bridge, kind, n);
+    else this.sink?.announcements(bridge, kind, how === 'delivered', n);
+  }
+
+  private fact(port: PortTrack, tsNs: bigint, f: Omit<Fact, 'seq' | 'tsNs' | 'ifindex' | 'port'>): void {
+    const fact: Fact = { seq: ++this.seq, tsNs, ifindex: port.ifindex, port: port.name, ...f };
+    port.timeline.push(fact);
+    this.log.push(fact);
+  }
+
+  private wall(tsNs: bigint): string {
+    const ms = this.clock.wallMs() - Number(this.clock.monoNs() - tsNs) / 1e6;
+    return new Date(Math.round(ms)).toISOString();
+  }
+
+  private factView(f: Fact): FactView {
+    const { tsNs, ifindex: _i, ...rest } = f;
+    return { ...rest, at: this.wall(tsNs), monoNs: tsNs.toString() };
+  }
+
+  private view(p: PortTrack): PortView {
+    const macs = [...p.macs.values()];
+    return {
+      name: p.name,
+      ifindex: p.ifindex,
+      bridge: p.bridge,
+      kind: p.kind,
+      guest: p.guest,
+      state: p.state,
+      carrier: p.carrier,
+      verdict: worst(macs.map((m) => m.verdict)),
+      createdAt: this.wall(p.createdNs),
+      forwardingSince: p.forwardingSinceNs === undefined ? null : this.wall(p.forwardingSinceNs),
+      macs: macs.map((m) => ({
+        mac: m.mac,
+        verdict: m.verdict,
+        vlan: m.vlan,
+        firstFrameAt: this.wall(m.firstNs),
+        announcements: m.announcements,
+        framesBeforeForwarding: m.unfwdFrames,
+        attachDelaySeconds: m.attachDelaySec,
+        firstFrameDelaySeconds: m.firstFrameDelaySec,
+        rarpSent: m.rarpSent,
+      })),
+      timeline: p.timeline.toArray().map((f) => this.factView(f)),
+    };
+  }
+}

@@ -1,0 +1,108 @@
+// What the tracker knows and shows: facts on a timeline, per port and per guest MAC.
+import type { Kind } from '../bpf/abi.js';
+import type { Verdict } from './verdict.js';
+
+export interface Clock {
+  /** CLOCK_MONOTONIC ns: the same clock as bpf_ktime_get_ns */
+  monoNs(): bigint;
+  wallMs(): number;
+}
+export const systemClock: Clock = { monoNs: () => process.hrtime.bigint(), wallMs: () => Date.now() };
+
+export type PortState = 'none' | 'disabled' | 'listening' | 'learning' | 'forwarding' | 'blocking';
+
+export type FactType =
+  | 'port_created'
+  | 'port_found' // present when bridgewatch started
+  | 'joined'
+  | 'left'
+  | 'state'
+  | 'carrier'
+  | 'renamed'
+  | 'deleted'
+  | 'first_frame'
+  | 'announcement'
+  | 'verdict'
+  | 'rarp_sent';
+
+export interface Fact {
+  seq: number;
+  tsNs: bigint;
+  ifindex: number;
+  port: string;
+  type: FactType;
+  bridge?: string;
+  state?: PortState;
+  mac?: string;
+  kind?: Kind;
+  vlan?: number;
+  delivered?: boolean;
+  verdict?: Verdict;
+  detail?: string;
+}
+
+/** Where verdicts and counts go (the metrics module implements it). */
+export interface TrackerSink {
+  portJoined(bridge: string): void;
+  lateAttach(bridge: string, attachDelaySec: number): void;
+  onTime(bridge: string, firstFrameDelaySec: number): void;
+  silent(bridge: string): void;
+  framesBeforeForwarding(bridge: string, kind: Kind, n: number): void;
+  announcements(bridge: string, kind: Kind, delivered: boolean, n: number): void;
+}
+
+export interface PortInput {
+  ifindex: number;
+  name: string;
+  kind: string; // link kind: tun, veth, ...
+  guest: boolean;
+  bridge: string; // '' when in no bridge
+  state: PortState;
+  carrier: boolean;
+  tsNs: bigint;
+  /** found in the initial dump rather than seen appearing */
+  initial: boolean;
+}
+
+export interface FactView {
+  seq: number;
+  at: string; // wall clock, ISO 8601
+  monoNs: string;
+  port: string;
+  type: FactType;
+  bridge?: string;
+  state?: PortState;
+  mac?: string;
+  kind?: Kind;
+  vlan?: number;
+  delivered?: boolean;
+  verdict?: Verdict;
+  detail?: string;
+}
+
+export interface MacView {
+  mac: string;
+  verdict: Verdict;
+  vlan: number;
+  firstFrameAt: string;
+  announcements: number;
+  framesBeforeForwarding: number;
+  attachDelaySeconds: number | null;
+  firstFrameDelaySeconds: number | null;
+  rarpSent: number;
+}
+
+export interface PortView {
+  name: string;
+  ifindex: number;
+  bridge: string;
+  kind: string;
+  guest: boolean;
+  state: PortState;
+  carrier: boolean;
+  verdict: Verdict;
+  createdAt: string;
+  forwardingSince: string | null;
+  macs: MacView[];
+  timeline: FactView[];
+}
