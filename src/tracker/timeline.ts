@@ -38,6 +38,8 @@ interface MacTrack {
   announcements: number;
   unfwdFrames: number; // frames the port could not forward (kernel count)
   unfwdNs: bigint | undefined; // first frame this cycle that the port could not forward
+  lateAtNs: bigint | undefined; // the forwarding transition that last judged it late
+  countedNs: bigint; // kernel counts absorbed up to this frame time: older events are in them
   attachDelaySec: number | null;
   firstFrameDelaySec: number | null;
   silentCounted: boolean;
@@ -52,6 +54,7 @@ interface PortTrack extends Omit<PortInput, 'tsNs' | 'initial'> {
   macs: Map<string, MacTrack>;
   timeline: Ring<Fact>;
   pending: Map<string, number>; // counts waiting for the port to join a bridge
+  lateAtNs: bigint | undefined; // the forwarding transition last counted as a late attach
 }
 
 const zeros = (): number[] => KINDS.map(() => 0);
@@ -101,6 +104,7 @@ export class Tracker {
       macs: new Map(),
       timeline: new Ring(this.timelineLen),
       pending: new Map(),
+      lateAtNs: undefined,
     };
     this.ports.set(p.ifindex, port);
     this.fact(port, tsNs, { type: initial ? 'port_found' : 'port_created', bridge: p.bridge || undefined, state: p.state });
@@ -164,19 +168,25 @@ export class Tracker {
       this.stats.unknownPortEvents++;
       return;
     }
+    const known = port.macs.has(ev.mac);
     const m = this.macTrack(port, ev.mac, ev.tsNs, ev.vlan);
     if (!m) return;
     m.vlan = ev.vlan;
+    // the ring is polled, netlink and map reads are not: an event may come after a map read
+    // that already counted its frame, or after the forwarding transition that followed it
+    const counted = ev.tsNs <= m.countedNs;
     if (!ev.forwarding) {
-      m.unfwdNs ??= ev.tsNs;
-      m.unfwdFrames++; // corrected by the kernel count at the next sync
+      if (!counted) m.unfwdFrames++; // corrected by the kernel count at the next sync
+      this.unforwarded(port, m, ev.tsNs);
     }
     if (ev.first) {
       this.fact(port, ev.tsNs, { type: 'first_frame', mac: ev.mac, kind: ev.kind, vlan: ev.vlan, delivered: ev.forwarding });
-      this.judgeFirst(port, m, ev.forwarding, ev.tsNs);
+      // judged once per MAC: a second "first" is a kernel entry recreated after LRU eviction;
+      // an unforwarded first frame was handled above
+      if (!known && ev.forwarding) this.judgeFirst(port, m, true, ev.tsNs);
     }
     if (ev.kind !== 'other') {
-      m.announcements++;
+      if (!counted) m.announcements++;
       this.fact(port, ev.tsNs, { type: 'announcement', mac: ev.mac, kind: ev.kind, vlan: ev.vlan, delivered: ev.forwarding });
     }
   }
@@ -243,6 +253,11 @@ export class Tracker {
 
   // ---- views ----
 
+  /** Light list for metrics: no timelines. */
+  portList(): { ifindex: number; name: string; bridge: string; kind: string }[] {
+    return [...this.ports.values()].map(({ ifindex, name, bridge, kind }) => ({ ifindex, name, bridge, kind }));
+  }
+
   portCount(): number {
     return this.ports.size;
   }
@@ -297,15 +312,44 @@ export class Tracker {
     port.forwardingSinceNs = tsNs;
     this.reconcile(port, entries);
     // late: frames this cycle that the port could not forward
-    let earliest: bigint | undefined;
+    let delay: number | undefined; // of the earliest such frame
     for (const m of port.macs.values()) {
       if (m.unfwdNs === undefined) continue;
-      if (earliest === undefined || m.unfwdNs < earliest) earliest = m.unfwdNs;
-      m.attachDelaySec = Number(tsNs - m.unfwdNs) / 1e9;
+      const d = this.late(port, m, m.unfwdNs, tsNs);
       m.unfwdNs = undefined;
-      this.verdict(port, m, 'late', tsNs);
+      if (delay === undefined || d > delay) delay = d;
     }
-    if (earliest !== undefined) this.sink?.lateAttach(port.bridge, Number(tsNs - earliest) / 1e9);
+    if (delay !== undefined) this.lateAttach(port, tsNs, delay);
+  }
+
+  /**
+   * A frame the port could not forward: judged at the next forwarding transition, or, when its
+   * event is read after the transition that followed it, at that transition now (once).
+   */
+  private unforwarded(port: PortTrack, m: MacTrack, tsNs: bigint): void {
+    const fwd = port.forwardingSinceNs;
+    if (fwd === undefined || tsNs >= fwd) {
+      m.unfwdNs ??= tsNs;
+      return;
+    }
+    if (tsNs < port.cycleStartNs || m.lateAtNs === fwd) return; // an older cycle, or judged
+    this.lateAttach(port, fwd, this.late(port, m, tsNs, fwd));
+  }
+
+  /** Judge a MAC late at forwarding transition `atNs`; returns its attach delay in seconds. */
+  private late(port: PortTrack, m: MacTrack, sinceNs: bigint, atNs: bigint): number {
+    m.attachDelaySec = Number(atNs - sinceNs) / 1e9;
+    m.lateAtNs = atNs;
+    this.verdict(port, m, 'late', atNs);
+    if (port.guest) this.sink?.macLate?.(port.ifindex, m.mac, atNs);
+    return m.attachDelaySec;
+  }
+
+  /** One late attach per port per forwarding transition. */
+  private lateAttach(port: PortTrack, atNs: bigint, delaySec: number): void {
+    if (port.lateAtNs === atNs) return;
+    port.lateAtNs = atNs;
+    if (port.guest) this.sink?.lateAttach(port.bridge, delaySec); // the metric is about guests
   }
 
   /** Bring in what the kernel map knows that events did not tell (rate limits, drops). */
@@ -325,6 +369,7 @@ export class Tracker {
   /** Exact kernel counts win over what events suggested. */
   private absorb(m: MacTrack, e: MacEntry): void {
     m.unfwdFrames = e.unfwdFrames;
+    if (e.lastNs > m.countedNs) m.countedNs = e.lastNs;
     m.announcements = Math.max(m.announcements, ANNOUNCE_KINDS.reduce((n, k) => n + e.kinds[k], 0));
   }
 
@@ -343,6 +388,8 @@ export class Tracker {
       announcements: 0,
       unfwdFrames: 0,
       unfwdNs: undefined,
+      lateAtNs: undefined,
+      countedNs: 0n,
       attachDelaySec: null,
       firstFrameDelaySec: null,
       silentCounted: false,

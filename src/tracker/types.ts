@@ -49,6 +49,8 @@ export interface TrackerSink {
   silent(bridge: string): void;
   framesBeforeForwarding(bridge: string, kind: Kind, n: number): void;
   announcements(bridge: string, kind: Kind, delivered: boolean, n: number): void;
+  /** a guest MAC judged late at the forwarding transition `atNs` (the announcer listens) */
+  macLate?(ifindex: number, mac: string, atNs: bigint): void;
 }
 
 export interface PortInput {
