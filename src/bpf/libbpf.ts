@@ -4,6 +4,7 @@ import koffi from 'koffi';
 
 export const BPF_TCX_INGRESS = 46; // not in libbpf 1.1 / older uapi headers
 export const BPF_TC_INGRESS = 1;
+export const BPF_TC_EGRESS = 2;
 export const BPF_TC_F_REPLACE = 1;
 export const BTF_KIND_STRUCT = 4;
 export const BTF_KIND_DATASEC = 15;
@@ -55,6 +56,7 @@ function bind() {
     tc_query: l.func('int bpf_tc_query(const void *hook, void *opts)'),
     prog_test_run_opts: l.func('int bpf_prog_test_run_opts(int prog_fd, void *opts)'),
     num_possible_cpus: l.func('int libbpf_num_possible_cpus(void)'),
+    set_print: l.func('void *libbpf_set_print(void *fn)'),
     ring_buffer_new: l.func(
       `ring_buffer *ring_buffer__new(int map_fd, ${'bw_ring_buffer_sample_fn'} *sample_cb, void *ctx, void *opts)`,
     ),
@@ -69,6 +71,17 @@ let bound: Libbpf | undefined;
 export function libbpf(): Libbpf {
   bound ??= bind();
   return bound;
+}
+
+/** Run fn with libbpf's stderr printing off (for probes whose failure is the expected answer). */
+export function quietly<T>(fn: () => T): T {
+  const l = libbpf();
+  const prev = l.set_print(null);
+  try {
+    return fn();
+  } finally {
+    l.set_print(prev);
+  }
 }
 
 // struct bpf_tc_hook { size_t sz; int ifindex; enum attach_point; __u32 parent; } = 24 bytes
@@ -91,6 +104,11 @@ export function tcOpts(o: { progFd?: number; flags?: number; handle: number; pri
   return b;
 }
 export const tcOptsProgId = (b: Buffer): number => b.readUInt32LE(16);
+
+/** Remove the clsact qdisc. Only INGRESS|EGRESS does that: bpf_tc_hook_destroy on a single
+ *  attach point merely flushes that side's filters (everyone's) and leaves the qdisc. */
+export const destroyClsact = (ifindex: number): number =>
+  libbpf().tc_hook_destroy(tcHook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)) as number;
 
 // struct bpf_prog_query_opts { size_t sz; u32 query_flags, attach_flags; u32 *prog_ids; u32 prog_cnt; u32 *prog_attach_flags; } = 40
 export function progQueryOpts(): Buffer {

@@ -9,9 +9,11 @@ import { c, errno as lastErrno, strerror } from '../sys/libc.js';
 import {
   BPF_TC_F_REPLACE,
   BPF_TCX_INGRESS,
+  destroyClsact,
   libbpf,
   progQueryCount,
   progQueryOpts,
+  quietly,
   tcHook,
   tcOpts,
   tcOptsProgId,
@@ -178,7 +180,7 @@ export class BpfCollection {
       const opts = tcOpts({ progFd: this.progFd, flags: BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
       const arc = l.tc_attach(hook, opts) as number;
       if (arc < 0) {
-        if (rc === 0) l.tc_hook_destroy(hook);
+        if (rc === 0) destroyClsact(ifindex);
         throw sys(what, -arc);
       }
       live = { ifindex, ifname, mode: 'tc', createdHook };
@@ -200,7 +202,7 @@ export class BpfCollection {
     const hook = tcHook(ifindex);
     const rc = l.tc_detach(hook, tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number;
     if (live.createdHook) {
-      l.tc_hook_destroy(hook);
+      destroyClsact(ifindex);
       this.own(ifindex, false);
     }
     if (rc < 0 && rc !== -2 && rc !== -19 && rc !== -22) throw sys(`detach tc ingress on ${live.ifname}`, -rc);
@@ -222,7 +224,7 @@ export class BpfCollection {
     const rc = l.prog_query_opts(ifindex, BPF_TCX_INGRESS, q) as number;
     const tcx = rc < 0 ? 0 : progQueryCount(q);
     const opts = tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY });
-    const tc = l.tc_query(tcHook(ifindex), opts) as number;
+    const tc = quietly(() => l.tc_query(tcHook(ifindex), opts) as number);
     return { tcx, tcFilter: tc === 0 && tcOptsProgId(opts) !== 0 };
   }
 
@@ -309,9 +311,10 @@ export class BpfCollection {
 
   private removeStaleFilter(ifindex: number): void {
     const l = libbpf();
-    l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY }));
+    // usually there is no clsact at all: the kernel's complaint is the expected answer
+    quietly(() => l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })));
     if (this.ownedHooks.has(ifindex)) {
-      l.tc_hook_destroy(tcHook(ifindex));
+      destroyClsact(ifindex);
       this.own(ifindex, false);
     }
   }

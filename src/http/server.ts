@@ -1,6 +1,6 @@
 // The HTTP app as a function that never listens (main.ts listens; tests use inject()).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { PortView, FactView } from '../tracker/types.js';
 import { announceBody, announceReply, errorSchema, eventsQuery, eventsSchema, portParams, portSchema, portsSchema } from './schemas.js';
 
@@ -20,11 +20,14 @@ export interface HttpDeps {
   events(since: number, limit: number): { events: FactView[]; next: number; dropped: number };
   announce?(req: AnnounceRequest): AnnounceResult | Promise<AnnounceResult>;
   apiToken?: string;
-  logger?: FastifyServerOptions['logger'];
+  /** pino logger for requests; none when absent (tests) */
+  logger?: FastifyBaseLogger;
 }
 
 export function buildServer(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: deps.logger ?? false, bodyLimit: 4096, return503OnClosing: true });
+  // scrapes every few seconds would drown the log: no per-request lines
+  const base = { bodyLimit: 4096, return503OnClosing: true, logController: new LogController({ disableRequestLogging: true }) };
+  const app = (deps.logger ? Fastify({ ...base, loggerInstance: deps.logger }) : Fastify({ ...base, logger: false })) as unknown as FastifyInstance;
 
   // every error is JSON with a message; validation failures are the client's (400)
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {

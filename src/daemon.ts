@@ -1,0 +1,330 @@
+// The daemon's wiring and lifecycle. start() acquires in order (BPF, ring buffer, rtnetlink,
+// announcer); stop() releases in reverse. Every attachment it makes is released by stop().
+import { release } from 'node:os';
+import { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { BpfCollection } from './bpf/loader.js';
+import { EventReader } from './bpf/events.js';
+import { macFromString, type MacEntry } from './bpf/abi.js';
+import { BridgewatchError } from './errors.js';
+import { Tracker } from './tracker/timeline.js';
+import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
+import { Metrics, type MetricsSource } from './metrics/metrics.js';
+import { PortWatcher } from './ports/watcher.js';
+import type { BridgeInfo, PortEvent } from './ports/types.js';
+import { defaultRules, validateRules } from './ports/match.js';
+import { Announcer } from './announce/announcer.js';
+import { readBridgeVlans } from './announce/vlans.js';
+import { PacketSocket } from './sys/packet.js';
+import { VERSION } from './paths.js';
+import type { Config } from './config.js';
+import type { AnnounceRequest, AnnounceResult, HttpDeps } from './http/server.js';
+
+export interface DaemonOptions {
+  config: Config;
+  log: Logger;
+  clock?: Clock;
+  bpfObject?: string;
+}
+
+const attachReason = (e: unknown): string => {
+  const errno = (e as BridgewatchError).errno;
+  if (errno === 19 || errno === 6) return 'device_gone';
+  if (errno === 1 || errno === 13) return 'permission';
+  if ((e as BridgewatchError).code === 'ENOTSUP') return 'unsupported';
+  return 'kernel';
+};
+
+export class Daemon {
+  readonly registry = new Registry();
+  readonly tracker: Tracker;
+  readonly metrics: Metrics;
+  readonly watcher: PortWatcher;
+  readonly announcer: Announcer;
+  bpf: BpfCollection | undefined;
+  private reader: EventReader | undefined;
+  private packet: PacketSocket | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly bridges = new Map<string, BridgeInfo>();
+  private bpfError = '';
+  private subscribed = false;
+  private lastEntries = 0;
+
+  constructor(o: DaemonOptions) {
+    this.cfg = o.config;
+    this.log = o.log;
+    this.clock = o.clock ?? systemClock;
+    const c = this.cfg;
+    this.tracker = new Tracker({
+      clock: this.clock,
+      silentAfterMs: c.silentAfterMs,
+      maxPorts: c.maxPorts,
+      maxMacsPerPort: c.maxMacsPerPort,
+      maxEvents: c.maxEvents,
+      sink: {
+        // forwards to metrics, created just below
+        portJoined: (b) => this.metrics.portJoined(b),
+        lateAttach: (b, s) => this.metrics.lateAttach(b, s),
+        onTime: (b, s) => this.metrics.onTime(b, s),
+        silent: (b) => this.metrics.silent(b),
+        framesBeforeForwarding: (b, k, n) => this.metrics.framesBeforeForwarding(b, k, n),
+        announcements: (b, k, d, n) => this.metrics.announcements(b, k, d, n),
+        macLate: (ifindex, mac, atNs) => this.reannounce(ifindex, mac, atNs),
+      },
+    });
+    this.metrics = new Metrics(this.registry, this.metricsSource(), { version: VERSION, kernel: release(), mode: 'ebpf' }, c.announce);
+    const rules = validateRules({
+      ...defaultRules(),
+      bridges: c.bridges,
+      excludeBridges: c.excludeBridges,
+      devices: c.devices,
+      excludeDevices: c.excludeDevices,
+      uplinks: c.uplinks,
+    });
+    this.watcher = new PortWatcher({ rules, clock: () => this.clock.monoNs(), log: this.log });
+    this.announcer = new Announcer({
+      mode: c.announce,
+      params: { initial: c.announceInitial, max: c.announceMax, rounds: c.announceRounds, step: c.announceStep },
+      holdoffMs: c.announceHoldoffMs,
+      ratePerSec: c.announceRatePerSec,
+      clock: this.clock,
+      send: (ifindex, frame) => {
+        if (!this.packet) throw new BridgewatchError('ESTATE', 'send rarp: packet socket closed');
+        this.packet.send(ifindex, frame);
+      },
+      uplinks: (bridge) => this.watcher.links().filter((l) => l.bridged && l.masterName === bridge && !l.guest),
+      vlanFiltering: (bridge) => this.bridges.get(bridge)?.vlanFiltering ?? false,
+      vlans: readBridgeVlans,
+      activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
+      metrics: this.metrics,
+      onSent: (ifindex, mac, ts, detail) => this.tracker.rarpSent(ifindex, mac, ts, detail),
+      log: this.log,
+    });
+  }
+
+  /** BPF loaded and rtnetlink subscribed. */
+  ready(): { ok: boolean; reason?: string } {
+    if (!this.bpf) return { ok: false, reason: this.bpfError ? `bpf unavailable: ${this.bpfError}` : 'bpf not loaded' };
+    if (!this.subscribed) return { ok: false, reason: 'rtnetlink not subscribed' };
+    return { ok: true };
+  }
+
+  async start(): Promise<void> {
+    const c = this.cfg;
+    try {
+      this.bpf = BpfCollection.load({ objectPath: undefined, maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
+      this.reader = new EventReader(this.bpf.maps.events, {
+        onEvent: (ev) => this.tracker.frame(ev),
+        onBadRecord: (size) => this.log.warn({ size }, 'bad ring buffer record'),
+      });
+      this.reader.start();
+      this.log.info({ mode: this.bpf.mode, maxMacs: this.bpf.maxMacs }, 'bpf loaded');
+    } catch (e) {
+      // keep serving: the watcher and the STP gauges still work, /readyz says why
+      this.bpfError = (e as Error).message;
+      this.log.error({ err: this.bpfError }, 'bpf unavailable');
+    }
+    this.packet = new PacketSocket();
+    this.watcher.on('port', (ev: PortEvent) => this.onPort(ev));
+    this.watcher.on('bridge', (ev) => {
+      this.bridges.set(ev.bridge.name, ev.bridge);
+      if (ev.prev && ev.prev.name !== ev.bridge.name) {
+        this.bridges.delete(ev.prev.name);
+        this.metrics.bridgeGone(ev.prev.name);
+      }
+      this.metrics.bridgeSeen(ev.bridge.name);
+    });
+    this.watcher.on('bridgeDeleted', (ev) => {
+      this.bridges.delete(ev.name);
+      this.metrics.bridgeGone(ev.name);
+    });
+    this.watcher.on('error', (err: Error) => this.log.error({ err: err.message }, 'rtnetlink failed'));
+    await this.watcher.start();
+    this.subscribed = true;
+    this.tickTimer = setInterval(() => this.tracker.tick(), 1000);
+    this.tickTimer.unref();
+    this.log.info({ ports: this.tracker.portCount(), bridges: this.bridges.size }, 'watching');
+  }
+
+  async stop(): Promise<void> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.announcer.stop();
+    this.subscribed = false;
+    await this.watcher.stop();
+    this.reader?.stop();
+    this.bpf?.close(); // detaches every program and hook we created
+    this.bpf = undefined;
+    this.packet?.close();
+    this.packet = undefined;
+  }
+
+  httpDeps(): Omit<HttpDeps, 'logger'> {
+    return {
+      metrics: { scrape: () => this.metrics.scrape(), contentType: this.registry.contentType },
+      ready: () => this.ready(),
+      ports: () => this.tracker.portViews(),
+      port: (name) => this.tracker.portView(name),
+      events: (since, limit) => this.tracker.events(since, limit),
+      announce: (req) => this.manualAnnounce(req),
+      apiToken: this.cfg.apiToken || undefined,
+    };
+  }
+
+  // ---- internals ----
+
+  private entriesOf(ifindex: number): MacEntry[] {
+    try {
+      return this.bpf ? this.bpf.macs().filter((e) => e.ifindex === ifindex) : [];
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
+      return [];
+    }
+  }
+
+  private onPort(ev: PortEvent): void {
+    // kernel events that happened before this netlink fact are applied first
+    this.reader?.poll();
+    const t = this.tracker;
+    switch (ev.type) {
+      case 'created': {
+        this.attach(ev.ifindex, ev.name);
+        const l = ev.link;
+        const bridge = l.bridged ? (l.masterName ?? '') : '';
+        t.portAppeared({
+          ifindex: ev.ifindex,
+          name: ev.name,
+          kind: l.kind,
+          guest: l.guest,
+          bridge: ev.initial ? bridge : '',
+          state: ev.initial ? ((l.state as TrackerState | null) ?? 'none') : 'none',
+          carrier: l.carrier,
+          tsNs: ev.tsNs,
+          initial: ev.initial,
+        });
+        if (!ev.initial && bridge) {
+          t.portJoined(ev.ifindex, bridge, ev.tsNs);
+          if (l.state) this.portState(ev.ifindex, l.state, ev.tsNs);
+        }
+        break;
+      }
+      case 'joined':
+        t.portJoined(ev.ifindex, ev.bridge, ev.tsNs);
+        if (ev.state) this.portState(ev.ifindex, ev.state, ev.tsNs);
+        break;
+      case 'left':
+        t.portLeft(ev.ifindex, ev.tsNs);
+        break;
+      case 'state':
+        this.portState(ev.ifindex, ev.state, ev.tsNs);
+        break;
+      case 'carrier':
+        t.portCarrier(ev.ifindex, ev.carrier, ev.tsNs);
+        break;
+      case 'renamed':
+        t.portRenamed(ev.ifindex, ev.name, ev.tsNs);
+        break;
+      case 'deleted':
+        this.bpf?.forget(ev.ifindex); // the kernel removed its hooks with the device
+        this.dropPort(ev.ifindex, ev.tsNs);
+        break;
+      case 'unwatched':
+        try {
+          this.bpf?.detach(ev.ifindex);
+        } catch (e) {
+          this.log.warn({ port: ev.name, err: (e as Error).message }, 'detach failed');
+          this.bpf?.forget(ev.ifindex);
+        }
+        this.dropPort(ev.ifindex, ev.tsNs);
+        break;
+    }
+  }
+
+  private dropPort(ifindex: number, tsNs: bigint): void {
+    // count what the kernel saw before forgetting the port's entries
+    if (this.bpf) this.tracker.syncCounters(this.bpf.macs());
+    this.bpf?.deletePort(ifindex);
+    this.tracker.portDeleted(ifindex, tsNs);
+  }
+
+  private attach(ifindex: number, name: string): void {
+    if (!this.bpf) return;
+    try {
+      const a = this.bpf.attach(ifindex, name);
+      this.log.info({ port: name, ifindex, mode: a.mode }, 'attached');
+    } catch (e) {
+      this.metrics.attachError(attachReason(e));
+      this.log.warn({ port: name, err: (e as Error).message }, 'attach failed');
+    }
+  }
+
+  private portState(ifindex: number, state: string, tsNs: bigint): void {
+    const entries = state === 'forwarding' ? this.entriesOf(ifindex) : [];
+    this.tracker.portState(ifindex, state as TrackerState, tsNs, entries);
+  }
+
+  /** A guest MAC was judged late: heal it unless one of its frames got through since. */
+  private reannounce(ifindex: number, mac: string, forwardingNs: bigint): void {
+    const info = this.tracker.portInfo(ifindex);
+    if (!info) return;
+    const e = this.bpf?.mac(ifindex, macFromString(mac));
+    if (e && e.firstFwdNs !== 0n && e.lastNs > e.lastUnfwdNs) {
+      this.metrics.announceSuppressed('delivered_since'); // the switches already learned it
+      return;
+    }
+    this.announcer.announce({ ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs }, 'late_attach');
+  }
+
+  /** Other live local ports that carried this MAC after it appeared on `ifindex`. */
+  private activeElsewhere(mac: string, ifindex: number): number[] {
+    if (!this.bpf) return [];
+    const entries = this.bpf.macs().filter((e) => e.mac === mac);
+    const here = entries.find((e) => e.ifindex === ifindex);
+    return entries
+      .filter((e) => e.ifindex !== ifindex && this.tracker.portInfo(e.ifindex) && (!here || e.lastNs >= here.firstNs))
+      .map((e) => e.ifindex);
+  }
+
+  private manualAnnounce(req: AnnounceRequest): AnnounceResult {
+    const found = this.tracker.portViews().find((p) => p.name === req.port);
+    if (!found) return { ok: false, status: 404, error: `port ${req.port} is not watched` };
+    const seen = found.macs.map((m) => m.mac);
+    const macs = req.mac ? [req.mac.toLowerCase()] : seen;
+    if (!macs.length) return { ok: false, status: 409, error: `no guest MAC seen on ${req.port} yet` };
+    const unseen = macs.filter((m) => !seen.includes(m));
+    if (unseen.length) return { ok: false, status: 409, error: `MAC ${unseen.join(', ')} was never seen on ${req.port}; refusing to announce it` };
+    if (!found.bridge) return { ok: false, status: 409, error: `port ${req.port} is in no bridge` };
+    const sent: string[] = [];
+    for (const mac of macs) {
+      const d = this.announcer.announce({ ifindex: found.ifindex, port: found.name, bridge: found.bridge, mac }, 'manual');
+      if (d.ok) sent.push(mac);
+      else if (d.reason !== 'dry_run') return { ok: false, status: 409, error: `announce ${mac} on ${req.port}: suppressed (${d.reason})` };
+    }
+    return { ok: true, port: found.name, macs: macs, mode: this.announcer.mode, rounds: this.cfg.announceRounds };
+  }
+
+  private metricsSource(): MetricsSource {
+    return {
+      refresh: () => {
+        if (!this.bpf) return;
+        const entries = this.bpf.macs();
+        this.lastEntries = entries.length;
+        this.tracker.syncCounters(entries);
+      },
+      ports: () => this.tracker.portList(),
+      bridges: () => [...this.bridges.values()],
+      macCount: () => this.tracker.macCount(),
+      maps: () => (this.bpf ? [{ name: 'bw_port_macs', entries: this.lastEntries, max: this.bpf.maxMacs }] : []),
+      programsAttached: () => this.bpf?.attachments().length ?? 0,
+      bpfEventsDropped: () => {
+        if (!this.bpf) return 0;
+        const s = this.bpf.stats();
+        return s.drop_rate_mac + s.drop_rate_all + s.drop_ringbuf;
+      },
+      ready: () => this.ready().ok,
+      refused: () => ({ ports: this.tracker.stats.portsRefused, macs: this.tracker.stats.macsRefused, timeline: this.tracker.eventsDropped }),
+    };
+  }
+}

@@ -1,0 +1,45 @@
+// The one entry that listens and handles signals. `bridgewatch run` lands in runDaemon().
+import { pino } from 'pino';
+import { loadConfig } from './config.js';
+import { Daemon } from './daemon.js';
+import { buildServer } from './http/server.js';
+
+const STOP_DEADLINE_MS = 5000;
+
+export async function runDaemon(flags: Record<string, string | boolean>): Promise<number> {
+  const config = loadConfig({ flags, env: process.env }); // throws ECONFIG -> exit 2
+  const log = pino({ level: config.logLevel, base: { name: 'bridgewatch' } });
+  const daemon = new Daemon({ config, log });
+  const app = buildServer({ ...daemon.httpDeps(), logger: log.child({ component: 'http' }) });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      log.info({ signal }, 'stopping');
+      const deadline = setTimeout(() => {
+        log.error('stop took longer than 5 s; exiting');
+        process.exit(1);
+      }, STOP_DEADLINE_MS);
+      deadline.unref();
+      await app.close().catch(() => undefined);
+      await daemon.stop();
+      clearTimeout(deadline);
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  const done = new Promise<number>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void stop(sig).then(() => resolve(0)));
+  });
+
+  try {
+    await daemon.start();
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'start failed');
+    await daemon.stop().catch(() => undefined);
+    await app.close().catch(() => undefined);
+    throw e;
+  }
+  return done;
+}
