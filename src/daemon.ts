@@ -3,8 +3,7 @@
 import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { BpfCollection } from './bpf/loader.js';
-import { EventReader } from './bpf/events.js';
+import { EbpfBackend, type ObserveBackend } from './backend.js';
 import { macFromString, type MacEntry } from './bpf/abi.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
@@ -41,8 +40,7 @@ export class Daemon {
   readonly metrics: Metrics;
   readonly watcher: PortWatcher;
   readonly announcer: Announcer;
-  bpf: BpfCollection | undefined;
-  private reader: EventReader | undefined;
+  bpf: ObserveBackend | undefined;
   private packet: PacketSocket | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly cfg: Config;
@@ -115,13 +113,13 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.cfg;
     try {
-      this.bpf = BpfCollection.load({ objectPath: undefined, maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
-      this.reader = new EventReader(this.bpf.maps.events, {
-        onEvent: (ev) => this.tracker.frame(ev),
-        onBadRecord: (size) => this.log.warn({ size }, 'bad ring buffer record'),
-      });
-      this.reader.start();
-      this.log.info({ mode: this.bpf.mode, maxMacs: this.bpf.maxMacs }, 'bpf loaded');
+      const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
+      this.bpf = bpf;
+      bpf.startEvents(
+        (ev) => this.tracker.frame(ev),
+        (size) => this.log.warn({ size }, 'bad ring buffer record'),
+      );
+      this.log.info({ attach: bpf.attachMode, maxMacs: bpf.maxMacs }, 'bpf loaded');
     } catch (e) {
       // keep serving: the watcher and the STP gauges still work, /readyz says why
       this.bpfError = (e as Error).message;
@@ -154,7 +152,6 @@ export class Daemon {
     this.announcer.stop();
     this.subscribed = false;
     await this.watcher.stop();
-    this.reader?.stop();
     this.bpf?.close(); // detaches every program and hook we created
     this.bpf = undefined;
     this.packet?.close();
@@ -186,7 +183,7 @@ export class Daemon {
 
   private onPort(ev: PortEvent): void {
     // kernel events that happened before this netlink fact are applied first
-    this.reader?.poll();
+    this.bpf?.poll();
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {
