@@ -309,13 +309,12 @@ int tc_ingress(struct __sk_buff *ctx)
 	}
 
 	/* hot path: in-place updates of the existing entry */
+	/* one atomic per frame (two while not forwarding): totals are sums of the kinds */
 	st->last_ns = now;
-	__sync_fetch_and_add(&st->frames, 1);
 	if (kind < BW_KIND_MAX)
 		__sync_fetch_and_add(&st->kinds[kind], 1);
 	if (!fwd) {
 		st->last_unfwd_ns = now;
-		__sync_fetch_and_add(&st->unfwd_frames, 1);
 		if (kind < BW_KIND_MAX)
 			__sync_fetch_and_add(&st->unfwd_kinds[kind], 1);
 	} else if (!st->first_fwd_ns) {

@@ -53,10 +53,8 @@ struct bw_mac_stats {
 	__u64 first_fwd_ns;     /* first frame while forwarding, 0 = none yet */
 	__u64 last_unfwd_ns;    /* latest frame while not forwarding, 0 = none */
 	__u64 last_announce_ns; /* latest announcement, 0 = none */
-	__u64 frames;
-	__u64 unfwd_frames;     /* frames while the port could not forward */
-	__u64 kinds[BW_KIND_MAX];
-	__u64 unfwd_kinds[BW_KIND_MAX];
+	__u64 kinds[BW_KIND_MAX];       /* frames per kind (their sum is the frame count) */
+	__u64 unfwd_kinds[BW_KIND_MAX]; /* of those, frames while the port could not forward */
 	__u64 win_start_ns;     /* event rate limit window */
 	__u32 win_events;
 	__u16 vlan;             /* latest outer VLAN id, 0 = untagged */
@@ -85,7 +83,7 @@ struct bw_limiter {
 };
 
 _Static_assert(sizeof(struct bw_key) == 12, "bw_key layout");
-_Static_assert(sizeof(struct bw_mac_stats) == 152, "bw_mac_stats layout");
+_Static_assert(sizeof(struct bw_mac_stats) == 136, "bw_mac_stats layout");
 _Static_assert(sizeof(struct bw_event) == 32, "bw_event layout");
 _Static_assert(sizeof(struct bw_limiter) == 16, "bw_limiter layout");
 

@@ -26,6 +26,7 @@ export interface Config {
   silentAfterMs: number;
   logLevel: string;
   attach: 'auto' | 'tcx' | 'tc';
+  capture: 'auto' | 'ebpf' | 'pcap';
   announce: 'on' | 'dry-run' | 'off';
   announceInitial: number;
   announceMax: number;
@@ -55,6 +56,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'silentAfterMs', flag: 'silent-after', kind: 'duration', default: '10s', help: 'a guest forwarding this long with frames but no announcement is silent', min: 100, max: 86_400_000 },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', default: 'info', allowed: LOG_LEVELS, help: 'JSON log level' },
   { key: 'attach', flag: 'attach', kind: 'enum', default: 'auto', allowed: ['auto', 'tcx', 'tc'], help: 'TC attach: tcx links (kernel 6.6+), clsact filters, or auto' },
+  { key: 'capture', flag: 'capture', kind: 'enum', default: 'auto', allowed: ['auto', 'ebpf', 'pcap'], help: 'observe frames with eBPF (exact), libpcap (fallback: forwarding state from netlink), or eBPF falling back to libpcap' },
   { key: 'announce', flag: 'announce', kind: 'enum', default: 'on', allowed: ['on', 'dry-run', 'off'], help: 'send RARP on the guest\'s behalf when its port joined late' },
   { key: 'announceInitial', flag: 'announce-initial', kind: 'int', default: 50, min: 1, max: 100_000, help: 'QEMU announce-initial: first delay between rounds, ms' },
   { key: 'announceMax', flag: 'announce-max', kind: 'int', default: 550, min: 1, max: 100_000, help: 'QEMU announce-max: longest delay between rounds, ms' },
@@ -137,6 +139,8 @@ export function loadConfig(src: ConfigSources = {}): Config {
   const env = src.env ?? {};
   const known = new Set(OPTIONS.map((o) => o.flag));
   for (const f of Object.keys(flags)) if (!known.has(f)) fail(`--${f}`, `unknown option (see bridgewatch run --help)`);
+  // before the file is read: `--config` without a path must not be read as a file named "true"
+  for (const o of OPTIONS) if (flags[o.flag] === true && o.kind !== 'bool') fail(`--${o.flag}`, 'needs a value');
 
   const out: Record<string, unknown> = {};
   for (const o of OPTIONS) out[o.key] = coerce(o, o.default, `${o.flag} default`);
@@ -164,7 +168,6 @@ export function loadConfig(src: ConfigSources = {}): Config {
   for (const o of OPTIONS) {
     const f = flags[o.flag];
     if (f === undefined) continue;
-    if (f === true && o.kind !== 'bool') fail(`--${o.flag}`, 'needs a value');
     out[o.key] = coerce(o, f, `--${o.flag}`);
   }
   const cfg = out as unknown as Config;

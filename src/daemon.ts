@@ -105,26 +105,18 @@ export class Daemon {
 
   /** BPF loaded and rtnetlink subscribed. */
   ready(): { ok: boolean; reason?: string } {
-    if (!this.bpf) return { ok: false, reason: this.bpfError ? `bpf unavailable: ${this.bpfError}` : 'bpf not loaded' };
+    if (!this.bpf) return { ok: false, reason: this.bpfError ? `capture unavailable: ${this.bpfError}` : 'capture not started' };
     if (!this.subscribed) return { ok: false, reason: 'rtnetlink not subscribed' };
     return { ok: true };
   }
 
   async start(): Promise<void> {
-    const c = this.cfg;
-    try {
-      const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
-      this.bpf = bpf;
-      bpf.startEvents(
-        (ev) => this.tracker.frame(ev),
-        (size) => this.log.warn({ size }, 'bad ring buffer record'),
-      );
-      this.log.info({ attach: bpf.attachMode, maxMacs: bpf.maxMacs }, 'bpf loaded');
-    } catch (e) {
-      // keep serving: the watcher and the STP gauges still work, /readyz says why
-      this.bpfError = (e as Error).message;
-      this.log.error({ err: this.bpfError }, 'bpf unavailable');
-    }
+    this.bpf = await this.openBackend();
+    this.bpf?.startEvents(
+      (ev) => this.tracker.frame(ev),
+      (size) => this.log.warn({ size }, 'bad event record'),
+    );
+    if (this.bpf) this.metrics.setBuild({ version: VERSION, kernel: release(), mode: this.bpf.mode });
     this.packet = new PacketSocket();
     this.watcher.on('port', (ev: PortEvent) => this.onPort(ev));
     this.watcher.on('bridge', (ev) => {
@@ -145,6 +137,36 @@ export class Daemon {
     this.tickTimer = setInterval(() => this.tracker.tick(), 1000);
     this.tickTimer.unref();
     this.log.info({ ports: this.tracker.portCount(), bridges: this.bridges.size }, 'watching');
+  }
+
+  /** eBPF when it loads; libpcap when configured or (auto) when eBPF is unavailable. */
+  private async openBackend(): Promise<ObserveBackend | undefined> {
+    const c = this.cfg;
+    if (c.capture !== 'pcap') {
+      try {
+        const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
+        this.log.info({ attach: bpf.attachMode, maxMacs: bpf.maxMacs }, 'bpf loaded');
+        return bpf;
+      } catch (e) {
+        this.bpfError = (e as Error).message;
+        this.log.error({ err: this.bpfError }, 'bpf unavailable');
+        if (c.capture === 'ebpf') return undefined; // keep serving: /readyz says why
+      }
+    }
+    try {
+      const { PcapBackend } = await import('./capture/pcap-backend.js');
+      const pcap = new PcapBackend({
+        maxMacs: c.bpfMaxMacs,
+        portState: (ifindex) => this.watcher.link(ifindex)?.state ?? null,
+        log: this.log,
+      });
+      this.log.warn('capturing with libpcap: forwarding state comes from netlink, not the kernel at each frame');
+      return pcap;
+    } catch (e) {
+      this.bpfError = `${this.bpfError ? this.bpfError + '; ' : ''}pcap: ${(e as Error).message}`;
+      this.log.error({ err: this.bpfError }, 'no capture backend');
+      return undefined;
+    }
   }
 
   async stop(): Promise<void> {

@@ -43,22 +43,20 @@ export const KEY: StructLayout = {
 
 export const MAC_STATS: StructLayout = {
   name: 'bw_mac_stats',
-  size: 152,
+  size: 136,
   fields: [
     f('first_ns', 0, 8),
     f('last_ns', 8, 8),
     f('first_fwd_ns', 16, 8),
     f('last_unfwd_ns', 24, 8),
     f('last_announce_ns', 32, 8),
-    f('frames', 40, 8),
-    f('unfwd_frames', 48, 8),
-    f('kinds', 56, 40),
-    f('unfwd_kinds', 96, 40),
-    f('win_start_ns', 136, 8),
-    f('win_events', 144, 4),
-    f('vlan', 148, 2),
-    f('first_state', 150, 1),
-    f('pad', 151, 1),
+    f('kinds', 40, 40),
+    f('unfwd_kinds', 80, 40),
+    f('win_start_ns', 120, 8),
+    f('win_events', 128, 4),
+    f('vlan', 132, 2),
+    f('first_state', 134, 1),
+    f('pad', 135, 1),
   ],
 };
 
@@ -153,16 +151,19 @@ const kindCounts = (b: Buffer, at: number): KindCounts =>
 
 export function decodeMacStats(b: Buffer): MacStats {
   const u64 = (n: string) => b.readBigUInt64LE(off(MAC_STATS, n));
+  const kinds = kindCounts(b, off(MAC_STATS, 'kinds'));
+  const unfwdKinds = kindCounts(b, off(MAC_STATS, 'unfwd_kinds'));
+  const sum = (k: KindCounts) => KINDS.reduce((n, x) => n + k[x], 0);
   return {
     firstNs: u64('first_ns'),
     lastNs: u64('last_ns'),
     firstFwdNs: u64('first_fwd_ns'),
     lastUnfwdNs: u64('last_unfwd_ns'),
     lastAnnounceNs: u64('last_announce_ns'),
-    frames: Number(u64('frames')),
-    unfwdFrames: Number(u64('unfwd_frames')),
-    kinds: kindCounts(b, off(MAC_STATS, 'kinds')),
-    unfwdKinds: kindCounts(b, off(MAC_STATS, 'unfwd_kinds')),
+    frames: sum(kinds),
+    unfwdFrames: sum(unfwdKinds),
+    kinds,
+    unfwdKinds,
     vlan: b.readUInt16LE(off(MAC_STATS, 'vlan')),
     firstState: b.readUInt8(off(MAC_STATS, 'first_state')),
   };

@@ -171,6 +171,12 @@ export class Metrics implements TrackerSink {
     for (const reason of ['late_attach', 'manual']) this.c.rarpSent.remove({ bridge, reason });
   }
 
+  /** The capture mode is known only once the backend started. */
+  setBuild(build: BuildInfo): void {
+    this.c.buildInfo.reset();
+    this.c.buildInfo.set({ ...build }, 1);
+  }
+
   attachError(reason: string): void {
     this.c.attachErrors.inc({ reason });
   }

@@ -127,11 +127,11 @@ describe('layout contract', () => {
       const moved: StructLayout = {
         ...MAC_STATS,
         size: 160,
-        fields: [...MAC_STATS.fields.map((f) => (f.name === 'vlan' ? { ...f, offset: 146 } : f)), { name: 'extra', offset: 152, size: 8 }],
+        fields: [...MAC_STATS.fields.map((f) => (f.name === 'vlan' ? { ...f, offset: 130 } : f)), { name: 'extra', offset: 136, size: 8 }],
       };
       expect(layoutDiffs(moved, btfStruct(btf, 'bw_mac_stats'))).toEqual([
-        'struct bw_mac_stats: size 152, contract says 160',
-        'struct bw_mac_stats: field vlan at offset 148 size 2, contract says offset 146 size 2',
+        'struct bw_mac_stats: size 136, contract says 160',
+        'struct bw_mac_stats: field vlan at offset 132 size 2, contract says offset 130 size 2',
         'struct bw_mac_stats: field extra missing',
       ]);
       expect(layoutDiffs(EVENT, btfStruct(btf, 'bw_nope'))).toEqual(['struct bw_event: missing from the BPF object']);
@@ -162,9 +162,9 @@ describe('layout contract', () => {
       new BridgewatchError(
         'ELAYOUT',
         `check layout of ${path}: ` +
-          'struct bw_mac_stats: field vlan at offset 150 size 2, contract says offset 148 size 2; ' +
-          'struct bw_mac_stats: field first_state at offset 148 size 1, contract says offset 150 size 1; ' +
-          'struct bw_mac_stats: field pad at offset 149 size 1, contract says offset 151 size 1',
+          'struct bw_mac_stats: field vlan at offset 134 size 2, contract says offset 132 size 2; ' +
+          'struct bw_mac_stats: field first_state at offset 132 size 1, contract says offset 134 size 1; ' +
+          'struct bw_mac_stats: field pad at offset 133 size 1, contract says offset 135 size 1',
       ),
     );
   });
