@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh Debian 12 machine (as root): system packages, npm ci, the BPF
 # object and the TypeScript build. Every step is skipped when already done.
-#   scripts/setup.sh [--with-qemu]   (QEMU only for `bridgewatch lab --qemu` and its tests)
+#   scripts/setup.sh [--with-qemu] [--quiet]
+# QEMU is installed only for `bridgewatch lab --qemu` and the tests (npm test passes --with-qemu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(clang llvm libbpf-dev libbpf1 libpcap-dev bpftool iproute2 tcpdump tshark prometheus make g++ python3 kmod)
+# build: clang llvm libbpf-dev libpcap-dev make g++ python3; run: libbpf1 iproute2;
+# lab: iputils-ping curl; tests: tcpdump tshark prometheus (promtool) python3-yaml
+want=(clang llvm libbpf-dev libbpf1 libpcap-dev bpftool iproute2 iputils-ping curl tcpdump tshark prometheus python3-yaml make g++ python3)
 [[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86)
 
 missing=()
