@@ -2,7 +2,9 @@
 // injected clock, bounded memory (refusals and drops are counted, never silent).
 import { ANNOUNCE_KINDS, KINDS, type BpfEvent, type Kind, type MacEntry } from '../bpf/abi.js';
 import { Ring } from './ring.js';
-import { firstFrameVerdict, isSilent, worst, type Verdict } from './verdict.js';
+import type { MacTrack, PortTrack, Snapshot } from './model.js';
+import { factView, portView } from './views.js';
+import { firstFrameVerdict, isSilent, type Verdict } from './verdict.js';
 import {
   systemClock,
   type Clock,
@@ -22,39 +24,6 @@ export interface TrackerOptions {
   maxMacsPerPort?: number;
   timelinePerPort?: number;
   maxEvents?: number;
-}
-
-interface Snapshot {
-  gen: bigint; // entry's first_ns: a recreated entry starts from zero
-  kinds: number[];
-  unfwd: number[];
-}
-
-interface MacTrack {
-  mac: string;
-  firstNs: bigint;
-  vlan: number;
-  verdict: Verdict;
-  announcements: number;
-  unfwdFrames: number; // frames the port could not forward (kernel count)
-  unfwdNs: bigint | undefined; // first frame this cycle that the port could not forward
-  lateAtNs: bigint | undefined; // the forwarding transition that last judged it late
-  countedNs: bigint; // kernel counts absorbed up to this frame time: older events are in them
-  attachDelaySec: number | null;
-  firstFrameDelaySec: number | null;
-  silentCounted: boolean;
-  rarpSent: number;
-}
-
-interface PortTrack extends Omit<PortInput, 'tsNs' | 'initial'> {
-  live: boolean;
-  createdNs: bigint;
-  cycleStartNs: bigint; // since when the port could not forward (creation, or leaving forwarding)
-  forwardingSinceNs: bigint | undefined;
-  macs: Map<string, MacTrack>;
-  timeline: Ring<Fact>;
-  pending: Map<string, number>; // counts waiting for the port to join a bridge
-  lateAtNs: bigint | undefined; // the forwarding transition last counted as a late attach
 }
 
 const zeros = (): number[] => KINDS.map(() => 0);
@@ -283,18 +252,18 @@ export class Tracker {
   }
 
   portViews(): PortView[] {
-    return [...this.ports.values()].map((p) => this.view(p));
+    return [...this.ports.values()].map((p) => portView(p, this.clock));
   }
 
   portView(name: string): PortView | undefined {
-    for (const p of this.ports.values()) if (p.name === name) return this.view(p);
+    for (const p of this.ports.values()) if (p.name === name) return portView(p, this.clock);
     return undefined;
   }
 
   /** Facts after cursor `since`, oldest first; `next` is the cursor to pass next time. */
   events(since: number, limit: number): { events: FactView[]; next: number; dropped: number } {
     const out = this.log.filter((f) => f.seq > since).slice(0, limit);
-    return { events: out.map((f) => this.factView(f)), next: out.length ? out[out.length - 1].seq : Math.max(since, 0), dropped: this.log.dropped };
+    return { events: out.map((f) => factView(f, this.clock)), next: out.length ? out[out.length - 1].seq : Math.max(since, 0), dropped: this.log.dropped };
   }
 
   // ---- internals ----
@@ -441,41 +410,4 @@ export class Tracker {
     this.log.push(fact);
   }
 
-  private wall(tsNs: bigint): string {
-    const ms = this.clock.wallMs() - Number(this.clock.monoNs() - tsNs) / 1e6;
-    return new Date(Math.round(ms)).toISOString();
-  }
-
-  private factView(f: Fact): FactView {
-    const { tsNs, ifindex: _i, ...rest } = f;
-    return { ...rest, at: this.wall(tsNs), monoNs: tsNs.toString() };
-  }
-
-  private view(p: PortTrack): PortView {
-    const macs = [...p.macs.values()];
-    return {
-      name: p.name,
-      ifindex: p.ifindex,
-      bridge: p.bridge,
-      kind: p.kind,
-      guest: p.guest,
-      state: p.state,
-      carrier: p.carrier,
-      verdict: worst(macs.map((m) => m.verdict)),
-      createdAt: this.wall(p.createdNs),
-      forwardingSince: p.forwardingSinceNs === undefined ? null : this.wall(p.forwardingSinceNs),
-      macs: macs.map((m) => ({
-        mac: m.mac,
-        verdict: m.verdict,
-        vlan: m.vlan,
-        firstFrameAt: this.wall(m.firstNs),
-        announcements: m.announcements,
-        framesBeforeForwarding: m.unfwdFrames,
-        attachDelaySeconds: m.attachDelaySec,
-        firstFrameDelaySeconds: m.firstFrameDelaySec,
-        rarpSent: m.rarpSent,
-      })),
-      timeline: p.timeline.toArray().map((f) => this.factView(f)),
-    };
-  }
 }
