@@ -67,7 +67,7 @@ export interface LoadOptions {
 export interface Attachment {
   readonly ifindex: number;
   readonly ifname: string;
-  readonly mode: 'tcx' | 'tc';
+  readonly mode: 'tcx' | 'tc' | 'pcap';
 }
 
 const sys = (what: string, e: number) => errnoError(what, e, strerror);

@@ -1,7 +1,10 @@
-// Thin FFI to the few libc calls Node does not expose: ioctl (tun), setns, AF_PACKET sockets.
+// Thin FFI to the few libc calls Node does not expose: ioctl (tun), setns, AF_PACKET sockets,
+// and for the libpcap fallback epoll, clock_gettime, memcpy out of libpcap's ring, socket filters.
 import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
+// struct sock_fprog, for SO_ATTACH_FILTER: the instructions are passed by pointer
+koffi.struct('bw_sock_fprog', { len: 'uint16_t', filter: 'void *' });
 
 export const c = {
   open: libc.func('int open(const char *path, int flags)'),
@@ -17,6 +20,13 @@ export const c = {
   fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   strerror: libc.func('const char *strerror(int errnum)'),
   if_nametoindex: libc.func('unsigned int if_nametoindex(const char *name)'),
+  // the libpcap fallback (src/capture/)
+  clock_gettime: libc.func('int clock_gettime(int clk, _Out_ uint8_t *ts)'),
+  memcpy: libc.func('void *memcpy(_Out_ uint8_t *dst, void *src, size_t n)'),
+  epoll_create1: libc.func('int epoll_create1(int flags)'),
+  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, uint8_t *ev)'),
+  epoll_wait: libc.func('int epoll_wait(int epfd, _Out_ uint8_t *evs, int max, int timeout)'),
+  attach_filter: libc.func('int setsockopt(int fd, int level, int name, const bw_sock_fprog *prog, unsigned int len)'),
 };
 
 export const errno = (): number => koffi.errno();

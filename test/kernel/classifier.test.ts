@@ -3,15 +3,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KINDS, STATE_NOT_BRIDGE_PORT, type Kind, type KindCounts } from '../../src/bpf/abi.js';
 import type { BpfCollection } from '../../src/bpf/loader.js';
-import { arp, BROADCAST, ether, ipv4Frame, legacyRarp, mac, neighbour, qemuRarp, tagged } from '../helpers/frames.js';
+import { CLASSIFIER_CASES, garp, GUEST, na } from '../helpers/classifier-cases.js';
+import { ipv4Frame, legacyRarp, mac, qemuRarp, tagged } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { closeAllBpf, events, loadBpf, requires } from '../helpers/kernel.js';
 import { cleanupAll, TestNetns, waitFor } from '../helpers/netns.js';
 
-const GUEST = mac('52:54:00:12:34:56');
 const LO = 1; // test runs happen on the namespace's loopback
 const TC_ACT_UNSPEC = -1;
-const LL = 'fe80::5054:ff:fe12:3456';
 
 let ns: TestNetns;
 beforeAll(() => {
@@ -43,41 +42,7 @@ function run(bpf: BpfCollection, frame: Buffer) {
   return r;
 }
 
-const garp = arp(GUEST, 1, '192.0.2.10', '192.0.2.10');
-const na = neighbour(GUEST, LL);
-const cases: { name: string; frame: Buffer; kind: Kind; vlan?: number }[] = [
-  { name: "QEMU's 60-byte RARP", frame: qemuRarp(GUEST), kind: 'rarp' },
-  { name: 'gratuitous ARP request', frame: garp, kind: 'garp' },
-  { name: 'gratuitous ARP reply', frame: arp(GUEST, 2, '192.0.2.10', '192.0.2.10'), kind: 'garp' },
-  { name: 'ordinary ARP request', frame: arp(GUEST, 1, '192.0.2.10', '192.0.2.1'), kind: 'other' },
-  { name: 'unsolicited IPv6 NA to ff02::1', frame: na, kind: 'na' },
-  { name: 'NA to a unicast address', frame: neighbour(GUEST, LL, { dst: 'fe80::1' }), kind: 'other' },
-  { name: 'neighbour solicitation to ff02::1', frame: neighbour(GUEST, LL, { type: 135 }), kind: 'other' },
-  { name: 'legacy ethertype 0x0835', frame: legacyRarp(GUEST), kind: 'legacy' },
-  { name: '802.1Q-tagged RARP', frame: tagged(qemuRarp(GUEST), { tpid: 0x8100, vid: 42 }), kind: 'rarp', vlan: 42 },
-  {
-    name: 'QinQ (802.1ad + 802.1Q) gARP records the outer VLAN',
-    frame: tagged(garp, { tpid: 0x88a8, vid: 100 }, { tpid: 0x8100, vid: 200 }),
-    kind: 'garp',
-    vlan: 100,
-  },
-  { name: 'ordinary IPv4 frame', frame: ipv4Frame(GUEST), kind: 'other' },
-  { name: '1514-byte IPv4 frame', frame: ipv4Frame(GUEST, 1514), kind: 'other' },
-  { name: '14-byte header-only ARP frame', frame: ether(BROADCAST, GUEST, 0x0806), kind: 'other' },
-  { name: 'gARP cut at 20 bytes', frame: garp.subarray(0, 20), kind: 'other' },
-  { name: 'gARP one byte short of its 28-byte header', frame: garp.subarray(0, 41), kind: 'other' },
-  // untagged IPv4/IPv6 with a cut L3 header never reach a test run (the kernel answers EINVAL);
-  // tagged, they do. The untagged case goes through a real tap below.
-  {
-    name: '802.1Q-tagged NA with a cut IPv6 header',
-    frame: tagged(na, { tpid: 0x8100, vid: 5 }).subarray(0, 44),
-    kind: 'other',
-    vlan: 5,
-  },
-  { name: 'NA without its ICMPv6 type byte', frame: na.subarray(0, 54), kind: 'other' },
-  { name: 'NA cut right after its ICMPv6 type byte', frame: na.subarray(0, 55), kind: 'na' },
-  { name: 'VLAN tag cut in half', frame: tagged(garp, { tpid: 0x8100, vid: 7 }).subarray(0, 16), kind: 'other' },
-];
+const cases = CLASSIFIER_CASES;
 
 describe('classifier (BPF_PROG_TEST_RUN on loopback)', () => {
   it("tests with QEMU's RARP byte for byte (net/announce.c)", () => {
