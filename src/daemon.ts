@@ -184,8 +184,9 @@ export class Daemon {
     return {
       metrics: { scrape: () => this.metrics.scrape(), contentType: this.registry.contentType },
       ready: () => this.ready(),
-      ports: () => this.tracker.portViews(),
-      port: (name) => this.tracker.portView(name),
+      // the kernel's exact counts first: frames that raised no event show up without a scrape
+      ports: () => (this.syncKernel(), this.tracker.portViews()),
+      port: (name) => (this.syncKernel(), this.tracker.portView(name)),
       events: (since, limit) => this.tracker.events(since, limit),
       announce: (req) => this.manualAnnounce(req),
       apiToken: this.cfg.apiToken || undefined,
@@ -193,6 +194,18 @@ export class Daemon {
   }
 
   // ---- internals ----
+
+  /** Fold the kernel's per-{port, MAC} counts into the tracker (each scrape and API read). */
+  private syncKernel(): void {
+    if (!this.bpf) return;
+    try {
+      const entries = this.bpf.macs();
+      this.lastEntries = entries.length;
+      this.tracker.syncCounters(entries);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
+    }
+  }
 
   private entriesOf(ifindex: number): MacEntry[] {
     try {
@@ -326,12 +339,7 @@ export class Daemon {
 
   private metricsSource(): MetricsSource {
     return {
-      refresh: () => {
-        if (!this.bpf) return;
-        const entries = this.bpf.macs();
-        this.lastEntries = entries.length;
-        this.tracker.syncCounters(entries);
-      },
+      refresh: () => this.syncKernel(),
       ports: () => this.tracker.portList(),
       bridges: () => [...this.bridges.values()],
       macCount: () => this.tracker.macCount(),

@@ -76,7 +76,10 @@ export class Announcer {
       this.d.log.info({ ...log, suppressed: decision.reason }, 'announce suppressed');
       return decision;
     }
-    this.lastSchedule.set(t.mac, this.d.clock.wallMs());
+    const now = this.d.clock.wallMs();
+    // forget schedules past their holdoff, so this map holds only MACs announced lately
+    for (const [mac, at] of this.lastSchedule) if (now - at >= this.d.holdoffMs) this.lastSchedule.delete(mac);
+    this.lastSchedule.set(t.mac, now);
     this.d.log.info({ ...log, rounds: this.d.params.rounds }, 'announce scheduled');
     announceOffsets(this.d.params).forEach((offset, round) => {
       const timer = setTimeout(() => {

@@ -63,7 +63,8 @@ export const portsSchema = { type: 'object', properties: { ports: { type: 'array
 export const eventsQuery = {
   type: 'object',
   properties: {
-    since: { type: 'integer', minimum: 0, default: 0 },
+    // bounded: an out-of-range cursor is a 400, not an Infinity the serializer cannot write
+    since: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
   },
   additionalProperties: false,

@@ -26,7 +26,14 @@ export interface HttpDeps {
 
 export function buildServer(deps: HttpDeps): FastifyInstance {
   // scrapes every few seconds would drown the log: no per-request lines
-  const base = { bodyLimit: 4096, return503OnClosing: true, logController: new LogController({ disableRequestLogging: true }) };
+  // removeAdditional off: fastify's default silently strips unknown query and body keys, where
+  // the schemas' additionalProperties: false means "refuse them" (400)
+  const base = {
+    bodyLimit: 4096,
+    return503OnClosing: true,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false } },
+  };
   const app = (deps.logger ? Fastify({ ...base, loggerInstance: deps.logger }) : Fastify({ ...base, logger: false })) as unknown as FastifyInstance;
 
   // every error is JSON with a message; validation failures are the client's (400)
@@ -67,7 +74,12 @@ export function buildServer(deps: HttpDeps): FastifyInstance {
   app.get<{ Querystring: { since: number; limit: number } }>(
     '/api/v1/events',
     { schema: { querystring: eventsQuery, response: { 200: eventsSchema } } },
-    async (req) => deps.events(req.query.since, req.query.limit),
+    async (req, reply) => {
+      // ajv coerces "Infinity" (or 400 digits) to Infinity and then skips its range checks
+      for (const k of ['since', 'limit'] as const)
+        if (!Number.isSafeInteger(req.query[k])) return reply.code(400).send({ error: `querystring/${k} must be a finite integer`, statusCode: 400 });
+      return deps.events(req.query.since, req.query.limit);
+    },
   );
 
   app.post<{ Body: AnnounceRequest }>(

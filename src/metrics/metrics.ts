@@ -8,6 +8,13 @@ import type { TrackerSink } from '../tracker/types.js';
 /** 1 ms .. 60 s, with QEMU's announce instants (0.05, 0.2, 0.45, 0.8 s) as exact bounds. */
 export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0.8, 1, 2.5, 5, 10, 30, 60];
 
+/**
+ * The reasons the daemon counts, exported at 0 from the start (a series that appears only when
+ * the first one happens leaves its dashboard panel empty and makes increase() miss that first one).
+ */
+export const SUPPRESS_REASONS = ['off', 'dry_run', 'group_mac', 'no_bridge', 'conflict', 'holdoff', 'rate_limit', 'delivered_since'] as const;
+export const ATTACH_ERROR_REASONS = ['device_gone', 'permission', 'unsupported', 'kernel'] as const;
+
 export interface BridgeFacts {
   name: string;
   stpEnabled: boolean;
@@ -122,6 +129,8 @@ export class Metrics implements TrackerSink {
       conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
     };
     this.c.buildInfo.set({ ...build }, 1);
+    for (const reason of SUPPRESS_REASONS) this.c.suppressed.inc({ reason }, 0);
+    for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
   }
 

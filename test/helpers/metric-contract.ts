@@ -53,6 +53,7 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_bpf_map_max_entries', type: 'gauge', labels: { map: ANY } },
   { name: 'bridgewatch_bpf_programs_attached', type: 'gauge', labels: {} },
   { name: 'bridgewatch_scrape_duration_seconds', type: 'gauge', labels: {} },
+  { name: 'bridgewatch_tracker_refused', type: 'gauge', labels: { what: ['ports', 'macs', 'timeline'] } },
   { name: 'bridgewatch_ready', type: 'gauge', labels: {} },
   // announcer (issue C)
   { name: 'bridgewatch_rarp_sent_total', type: 'counter', labels: { bridge: ANY, reason: ['late_attach', 'manual'] } },

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contractProblems, METRIC_CONTRACT, PROMETHEUS_SERIES, promqlSelectors } from '../helpers/metric-contract.js';
+import { alertNamesOf, allPanels, dashboard, dashboardExprs, queryPanels, ruleExprs, substitute, variable, variableQuery, type Expr, type Json } from '../helpers/prom-exprs.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const file = (p: string) => join(ROOT, p);
@@ -30,61 +31,8 @@ const NO_PROMTOOL = 'promtool not found (Debian package prometheus; scripts/setu
 const work = mkdtempSync(join(tmpdir(), 'bridgewatch-grafana-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// ---- the dashboard's expressions ------------------------------------------------------------
-type Json = any;
-const dashboard: Json = JSON.parse(read('grafana/bridgewatch.json'));
-
-function allPanels(panels: Json[] = dashboard.panels): Json[] {
-  return panels.flatMap((p: Json) => [p, ...allPanels(p.panels ?? [])]);
-}
-const queryPanels = allPanels().filter((p) => p.type !== 'row' && p.type !== 'text');
-const variables: Json[] = dashboard.templating.list;
-const variable = (name: string) => variables.find((v) => v.name === name);
-const variableQuery = (v: Json): string => v.definition || (typeof v.query === 'string' ? v.query : v.query.query);
-
-interface Expr { where: string; expr: string }
-/** every PromQL expression in the dashboard: panel targets, annotations, variable queries */
-function dashboardExprs(): Expr[] {
-  const out: Expr[] = [];
-  for (const p of queryPanels) for (const t of p.targets ?? []) out.push({ where: `panel ${p.id} "${p.title}" ${t.refId}`, expr: t.expr });
-  for (const a of dashboard.annotations.list) if (a.expr) out.push({ where: `annotation "${a.name}"`, expr: a.expr });
-  for (const v of variables.filter((v) => v.type === 'query')) {
-    // label_values(selector, label): the selector is PromQL, the label must exist on it
-    const m = /^label_values\((.+),\s*(\w+)\)$/.exec(variableQuery(v));
-    if (!m) throw new Error(`variable ${v.name}: expected label_values(selector, label), got ${variableQuery(v)}`);
-    out.push({ where: `variable ${v.name}`, expr: m[1] });
-    // and the label it lists must be one that metric has
-    out.push({ where: `variable ${v.name} label`, expr: `${promqlSelectors(m[1])[0].metric}{${m[2]}=~".+"}` });
-  }
-  return out;
-}
-/** Grafana's variables replaced by values Prometheus accepts */
-function substitute(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '5m')
-    .replaceAll('$__interval', '1m')
-    .replaceAll('$__range', '1h')
-    .replace(/\$\{?(instance|bridge)(:\w+)?\}?/g, '.*');
-}
-
-// ---- the rules' expressions, without a YAML library: `expr: |` blocks or inline -----------
-function ruleExprs(path: string): Expr[] {
-  const lines = read(path).split('\n');
-  const out: Expr[] = [];
-  let name = '';
-  for (let i = 0; i < lines.length; i++) {
-    const n = /^\s*- (?:alert|record): (\S+)/.exec(lines[i]);
-    if (n) name = n[1];
-    const m = /^(\s*)expr: (.*)$/.exec(lines[i]);
-    if (!m) continue;
-    if (m[2].trim() !== '|') { out.push({ where: name, expr: m[2] }); continue; }
-    const body: string[] = [];
-    while (i + 1 < lines.length && (lines[i + 1].trim() === '' || lines[i + 1].search(/\S/) > m[1].length)) body.push(lines[++i]);
-    out.push({ where: name, expr: body.join('\n').trim() });
-  }
-  return out;
-}
-const alertNames = [...read('grafana/alerts.yml').matchAll(/^\s*- alert: (\S+)$/gm)].map((m) => m[1]);
+// ---- the dashboard's and the rules' expressions (test/helpers/prom-exprs.ts) ----------------
+const alertNames = alertNamesOf('grafana/alerts.yml');
 
 /** `promtool check rules` over one recording rule per expression */
 function checkExprsWithPromtool(exprs: Expr[], name: string) {
