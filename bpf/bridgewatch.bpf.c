@@ -42,6 +42,7 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 const volatile __u64 ev_window_ns = 1000000000ULL; /* rate limit window */
 const volatile __u32 ev_per_mac = 32;              /* events per {port, mac} per window */
 const volatile __u64 ev_per_cpu = 4096;            /* events per CPU per window, all ports */
+const volatile __u32 max_macs_per_port = 0;        /* MACs recorded per port, 0 = no limit */
 
 /* keeps struct bw_event in BTF (ring buffers carry no value type) for the layout check */
 const volatile struct bw_event bw_event_layout = {};
@@ -52,6 +53,14 @@ struct {
 	__type(key, struct bw_key);
 	__type(value, struct bw_mac_stats);
 } bw_port_macs SEC(".maps");
+
+/* MACs recorded per port: a MAC-flooding guest cannot push other ports' entries out of the LRU */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} bw_port_count SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -196,6 +205,29 @@ static __always_inline __u8 classify(void *data, void *data_end, __u16 *vlan)
 	return BW_KIND_OTHER;
 }
 
+static __always_inline int port_has_room(__u32 ifindex)
+{
+	__u32 *n;
+
+	if (!max_macs_per_port)
+		return 1;
+	n = bpf_map_lookup_elem(&bw_port_count, &ifindex);
+	return !n || *n < max_macs_per_port;
+}
+
+static __always_inline void port_count_inc(__u32 ifindex)
+{
+	__u32 one = 1, *n;
+
+	if (!max_macs_per_port)
+		return;
+	n = bpf_map_lookup_elem(&bw_port_count, &ifindex);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&bw_port_count, &ifindex, &one, BPF_NOEXIST) && (n = bpf_map_lookup_elem(&bw_port_count, &ifindex)))
+		__sync_fetch_and_add(n, 1); /* another CPU created it first */
+}
+
 /* global events budget per CPU per window */
 static __always_inline int global_budget(__u64 now)
 {
@@ -295,10 +327,15 @@ int tc_ingress(struct __sk_buff *ctx)
 		/* new {port, mac}: insert, the only map update on the data path */
 		struct bw_mac_stats init = {};
 
+		if (!port_has_room(key.ifindex)) {
+			stat_inc(BW_STAT_PORT_FULL);
+			return TC_ACT_UNSPEC;
+		}
 		init.first_ns = now;
 		init.first_state = state;
 		if (bpf_map_update_elem(&bw_port_macs, &key, &init, BPF_NOEXIST) == 0) {
 			stat_inc(BW_STAT_NEW_MACS);
+			port_count_inc(key.ifindex);
 			flags |= BW_EV_FIRST;
 		}
 		st = bpf_map_lookup_elem(&bw_port_macs, &key);

@@ -36,7 +36,8 @@ enum bw_stat {
 	BW_STAT_DROP_RATE_ALL = 4,  /* events suppressed by the global limit */
 	BW_STAT_DROP_RINGBUF = 5,   /* events lost: ring buffer full */
 	BW_STAT_INSERT_FAIL = 6,    /* map insert failed */
-	BW_STAT_MAX = 7,
+	BW_STAT_PORT_FULL = 7,      /* new MAC not recorded: its port has max_macs_per_port */
+	BW_STAT_MAX = 8,
 };
 
 /* key of bw_port_macs */

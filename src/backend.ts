@@ -16,6 +16,8 @@ export interface ObserveBackend {
   macs(): MacEntry[];
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined;
   deletePort(ifindex: number): number;
+  /** after a full read of macs(): let per-port limits follow evictions */
+  syncPortCounts(entries: MacEntry[]): void;
   stats(): Record<StatName, number>;
   /** deliver events to onEvent from now on */
   startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number) => void): void;
@@ -59,6 +61,9 @@ export class EbpfBackend implements ObserveBackend {
   }
   deletePort(ifindex: number): number {
     return this.bpf.deletePort(ifindex);
+  }
+  syncPortCounts(entries: MacEntry[]): void {
+    this.bpf.syncPortCounts(entries);
   }
   stats(): Record<StatName, number> {
     return this.bpf.stats();

@@ -9,7 +9,7 @@ export interface Parsed {
   rest: string[];
 }
 
-const BOOL_FLAGS = new Set(['help', 'h', 'keep', 'qemu', 'json', 'version', 'no-color']);
+const BOOL_FLAGS = new Set(['help', 'h', 'keep', 'qemu', 'json', 'version', 'no-color', 'down']);
 
 export function parseArgs(argv: string[]): Parsed {
   const flags: Record<string, string | boolean> = {};
@@ -42,9 +42,10 @@ post-migration announcements (RARP, gARP, NA), and re-announces on the guest's b
 Usage:
   bridgewatch run [options]          the daemon: eBPF on every bridge port and tap, Prometheus
                                      metrics and the HTTP API on --listen
-  bridgewatch lab [--late-ms N] [--keep] [--qemu]
+  bridgewatch lab [--late-ms N] [--interval-ms N] [--cap-s N] [--keep] [--qemu] [--json]
                                      a live migration with a late tap join in network
                                      namespaces, without and with bridgewatch
+  bridgewatch lab --down             remove a lab left up by --keep
   bridgewatch status [--url URL]     the port table of a running daemon
   bridgewatch announce --port P [--mac M] [--url URL] [--token T]
                                      re-announce (RARP) a guest now, like QEMU's announce-self

@@ -66,7 +66,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'announceRatePerSec', flag: 'announce-rate', kind: 'int', default: 200, min: 1, max: 100_000, help: 'global cap on RARP frames sent per second' },
   { key: 'apiToken', flag: 'api-token', kind: 'string', default: '', help: 'bearer token enabling POST /api/v1/announce (disabled when empty)' },
   { key: 'maxPorts', flag: 'max-ports', kind: 'int', default: 4096, min: 1, max: 1_000_000, help: 'ports tracked at most' },
-  { key: 'maxMacsPerPort', flag: 'max-macs-per-port', kind: 'int', default: 64, min: 1, max: 65_536, help: 'guest MACs tracked per port at most (a MAC-flooding guest is capped)' },
+  { key: 'maxMacsPerPort', flag: 'max-macs-per-port', kind: 'int', default: 64, min: 1, max: 65_536, help: 'MACs recorded per port, in the kernel and the tracker (a MAC-flooding guest is capped and counted)' },
   { key: 'bpfMaxMacs', flag: 'bpf-max-macs', kind: 'int', default: 16_384, min: 64, max: 4_194_304, help: 'capacity of the kernel {port, MAC} LRU map' },
   { key: 'maxEvents', flag: 'max-events', kind: 'int', default: 4096, min: 16, max: 1_000_000, help: 'recent timeline events kept for /api/v1/events' },
   { key: 'stateDir', flag: 'state-dir', kind: 'string', default: '/run/bridgewatch', help: 'runtime state (clsact hooks created, for crash cleanup)' },

@@ -144,7 +144,7 @@ export class Daemon {
     const c = this.cfg;
     if (c.capture !== 'pcap') {
       try {
-        const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir });
+        const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir, tunables: { macsPerPort: c.maxMacsPerPort } });
         this.log.info({ attach: bpf.attachMode, maxMacs: bpf.maxMacs }, 'bpf loaded');
         return bpf;
       } catch (e) {
@@ -157,6 +157,7 @@ export class Daemon {
       const { PcapBackend } = await import('./capture/pcap-backend.js');
       const pcap = new PcapBackend({
         maxMacs: c.bpfMaxMacs,
+        tunables: { macsPerPort: c.maxMacsPerPort },
         portState: (ifindex) => this.watcher.link(ifindex)?.state ?? null,
         log: this.log,
       });
@@ -202,6 +203,7 @@ export class Daemon {
       const entries = this.bpf.macs();
       this.lastEntries = entries.length;
       this.tracker.syncCounters(entries);
+      this.bpf.syncPortCounts(entries);
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
     }
@@ -349,6 +351,10 @@ export class Daemon {
         if (!this.bpf) return 0;
         const s = this.bpf.stats();
         return s.drop_rate_mac + s.drop_rate_all + s.drop_ringbuf;
+      },
+      bpfUnrecorded: () => {
+        const s = this.bpf?.stats();
+        return { bad_source: s?.bad_source ?? 0, port_full: s?.port_full ?? 0, insert_fail: s?.insert_fail ?? 0 };
       },
       ready: () => this.ready().ok,
       refused: () => ({ ports: this.tracker.stats.portsRefused, macs: this.tracker.stats.macsRefused, timeline: this.tracker.eventsDropped }),

@@ -30,6 +30,7 @@ export const STATS = [
   'drop_rate_all',
   'drop_ringbuf',
   'insert_fail',
+  'port_full',
 ] as const;
 export type StatName = (typeof STATS)[number];
 

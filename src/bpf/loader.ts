@@ -50,8 +50,10 @@ export interface Tunables {
   eventsPerMac: number;
   /** events per CPU per window, all ports together */
   eventsPerCpu: number;
+  /** MACs recorded per port (0 = no limit), so one port cannot flood the shared LRU */
+  macsPerPort: number;
 }
-export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096 };
+export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096, macsPerPort: 0 };
 
 export interface LoadOptions {
   objectPath?: string;
@@ -85,7 +87,7 @@ interface Live extends Attachment {
 
 export class BpfCollection {
   readonly mode: 'tcx' | 'tc';
-  readonly maps: { macs: number; events: number; stats: number };
+  readonly maps: { macs: number; events: number; stats: number; portCount: number };
   readonly maxMacs: number;
   private obj: unknown;
   private readonly progFd: number;
@@ -104,7 +106,7 @@ export class BpfCollection {
       if (!m) throw new BridgewatchError('ELAYOUT', `find map ${name}: not in the BPF object`);
       return l.map_fd(m) as number;
     };
-    this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats') };
+    this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.ncpu = l.num_possible_cpus() as number;
     this.stateFile = join(stateDir, 'clsact-owned.json');
@@ -249,9 +251,32 @@ export class BpfCollection {
     return (libbpf().map_lookup_elem(this.maps.macs, encodeKey(ifindex, mac), val) as number) === 0 ? decodeMacStats(val) : undefined;
   }
 
+  /**
+   * Make the per-port MAC counts match the entries (LRU evictions never decrement them), so a
+   * port that churns MACs slowly is not refused forever.
+   */
+  syncPortCounts(entries: MacEntry[]): void {
+    const l = libbpf();
+    const counts = new Map<number, number>();
+    for (const e of entries) counts.set(e.ifindex, (counts.get(e.ifindex) ?? 0) + 1);
+    const val = Buffer.alloc(4);
+    const next = Buffer.alloc(4);
+    let prev: Buffer | null = null;
+    while ((l.map_get_next_key(this.maps.portCount, prev, next) as number) === 0) {
+      const key = Buffer.from(next);
+      prev = key;
+      const n = counts.get(key.readUInt32LE()) ?? 0;
+      val.writeUInt32LE(n);
+      l.map_update_elem(this.maps.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
+    }
+  }
+
   /** Delete a port's entries (device gone); returns how many. */
   deletePort(ifindex: number): number {
     const l = libbpf();
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(ifindex);
+    l.map_delete_elem(this.maps.portCount, key);
     let n = 0;
     for (const e of this.macs()) {
       if (e.ifindex !== ifindex) continue;
@@ -356,6 +381,7 @@ function setTunables(obj: unknown, btf: unknown, t: Tunables): void {
   put('ev_window_ns', BigInt(Math.round(t.eventWindowMs * 1e6)));
   put('ev_per_mac', BigInt(t.eventsPerMac));
   put('ev_per_cpu', BigInt(t.eventsPerCpu));
+  put('max_macs_per_port', BigInt(t.macsPerPort));
 }
 
 function checkMapSizes(obj: unknown): void {

@@ -141,6 +141,10 @@ export class PcapBackend implements ObserveBackend {
     return this.table.get(ifindex, mac);
   }
 
+  syncPortCounts(): void {
+    // nothing to do: the user-space table drops evicted entries from its per-port count
+  }
+
   deletePort(ifindex: number): number {
     return this.table.deletePort(ifindex);
   }

@@ -71,6 +71,7 @@ export class MacTable {
   private readonly windowNs: bigint;
   private readonly perMac: number;
   private readonly perWindow: number;
+  private readonly perPort: number;
   private readonly limiter = { winStartNs: 0n, events: 0 };
 
   constructor(o: { maxMacs: number; tunables?: Partial<Tunables> }) {
@@ -82,6 +83,7 @@ export class MacTable {
     this.perMac = t.eventsPerMac;
     // one reader thread: the kernel's per-CPU budget is the whole budget here
     this.perWindow = t.eventsPerCpu;
+    this.perPort = t.macsPerPort;
   }
 
   get size(): number {
@@ -106,6 +108,10 @@ export class MacTable {
     let e = this.ports.get(m.ifindex)?.get(key);
     if (e) e.ref = true;
     else {
+      if (this.perPort && (this.ports.get(m.ifindex)?.size ?? 0) >= this.perPort) {
+        c.port_full++; // as the kernel: a MAC-flooding guest cannot push others out
+        return undefined;
+      }
       e = this.insert(m.ifindex, key, data.subarray(6, 12), now, m.state);
       c.new_macs++;
       flags |= EV_FIRST;

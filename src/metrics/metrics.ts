@@ -14,6 +14,7 @@ export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0
  */
 export const SUPPRESS_REASONS = ['off', 'dry_run', 'group_mac', 'no_bridge', 'conflict', 'holdoff', 'rate_limit', 'delivered_since'] as const;
 export const ATTACH_ERROR_REASONS = ['device_gone', 'permission', 'unsupported', 'kernel'] as const;
+export const UNRECORDED_REASONS = ['bad_source', 'port_full', 'insert_fail'] as const;
 
 export interface BridgeFacts {
   name: string;
@@ -36,6 +37,8 @@ export interface MetricsSource {
   maps(): { name: string; entries: number; max: number }[];
   programsAttached(): number;
   bpfEventsDropped(): number;
+  /** frames whose MAC the capture did not record, by reason (kernel counters, monotonic) */
+  bpfUnrecorded?(): Record<(typeof UNRECORDED_REASONS)[number], number>;
   ready(): boolean;
   refused(): { ports: number; macs: number; timeline: number };
 }
@@ -55,6 +58,7 @@ export class Metrics implements TrackerSink {
   private readonly src: MetricsSource;
   private bridgesKnown = new Set<string>();
   private lastDropped = 0;
+  private readonly lastUnrecorded: Record<string, number> = {};
   private readonly c;
 
   constructor(registry: Registry, src: MetricsSource, build: BuildInfo, announceMode: AnnounceMode = 'off') {
@@ -114,6 +118,7 @@ export class Metrics implements TrackerSink {
       announceMode: gauge('announce_mode', '1 for the configured announce mode (on, dry-run, off).', ['mode'] as const),
       scrape: gauge('scrape_duration_seconds', 'Time spent collecting metrics in the previous scrape.', [] as const),
       eventsDropped: counter('bpf_events_dropped_total', 'Kernel events dropped by rate limits or a full ring buffer.', [] as const),
+      unrecorded: counter('bpf_frames_unrecorded_total', 'Frames whose source MAC was not recorded: group/zero MAC, port at --max-macs-per-port, map insert failure.', ['reason'] as const),
       attachErrors: counter('attach_errors_total', 'Failures to attach the TC program to a port.', ['reason'] as const),
       joins: counter('port_joins_total', 'Ports that joined the bridge.', ['bridge'] as const),
       late: counter('late_attach_total', 'Ports whose guest sent frames before the port could forward them.', ['bridge'] as const),
@@ -131,6 +136,7 @@ export class Metrics implements TrackerSink {
     this.c.buildInfo.set({ ...build }, 1);
     for (const reason of SUPPRESS_REASONS) this.c.suppressed.inc({ reason }, 0);
     for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
+    for (const reason of UNRECORDED_REASONS) this.c.unrecorded.inc({ reason }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
   }
 
@@ -145,6 +151,13 @@ export class Metrics implements TrackerSink {
     const dropped = this.src.bpfEventsDropped();
     if (dropped > this.lastDropped) this.c.eventsDropped.inc(dropped - this.lastDropped);
     this.lastDropped = Math.max(this.lastDropped, dropped);
+    const unrecorded = this.src.bpfUnrecorded?.();
+    for (const reason of UNRECORDED_REASONS) {
+      const v = unrecorded?.[reason] ?? 0;
+      const last = this.lastUnrecorded[reason] ?? 0;
+      if (v > last) this.c.unrecorded.inc({ reason }, v - last);
+      this.lastUnrecorded[reason] = Math.max(last, v);
+    }
   }
 
   /** The exposition text; records how long it took for the next scrape. */

@@ -54,6 +54,7 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_bpf_programs_attached', type: 'gauge', labels: {} },
   { name: 'bridgewatch_scrape_duration_seconds', type: 'gauge', labels: {} },
   { name: 'bridgewatch_tracker_refused', type: 'gauge', labels: { what: ['ports', 'macs', 'timeline'] } },
+  { name: 'bridgewatch_bpf_frames_unrecorded_total', type: 'counter', labels: { reason: ['bad_source', 'port_full', 'insert_fail'] } },
   { name: 'bridgewatch_ready', type: 'gauge', labels: {} },
   // announcer (issue C)
   { name: 'bridgewatch_rarp_sent_total', type: 'counter', labels: { bridge: ANY, reason: ['late_attach', 'manual'] } },

@@ -32,6 +32,7 @@ const stats = (o: Partial<ReturnType<BpfCollection['stats']>>) => ({
   drop_rate_all: 0,
   drop_ringbuf: 0,
   insert_fail: 0,
+  port_full: 0,
   ...o,
 });
 

@@ -1,0 +1,142 @@
+// A simulated guest: the few things a VM's network stack does that the lab depends on. It owns
+// one MAC and one IPv4 address, answers ARP requests and ICMP echo for that address through a
+// tap's fd, and after a migration sends QEMU's RARP burst on QEMU's schedule.
+import { macFromString } from '../bpf/abi.js';
+import { rarpFrame } from '../announce/frames.js';
+import { ANNOUNCE_DEFAULTS, announceOffsets } from '../announce/schedule.js';
+import type { Tap } from '../sys/tun.js';
+import { ETH_P_ARP, ETH_P_IP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, inetChecksum, ipv4Bytes, IPPROTO_ICMP } from './inet.js';
+
+const ARP_REQUEST = 1;
+const ARP_REPLY = 2;
+const ETH_HLEN = 14;
+const ETH_ZLEN = 60;
+const POLL_MS = 2;
+
+const pad = (b: Buffer): Buffer => (b.length >= ETH_ZLEN ? b : Buffer.concat([b, Buffer.alloc(ETH_ZLEN - b.length)]));
+
+function ethHeader(dst: Buffer, src: Buffer, type: number): Buffer {
+  const h = Buffer.alloc(ETH_HLEN);
+  dst.copy(h, 0);
+  src.copy(h, 6);
+  h.writeUInt16BE(type, 12);
+  return h;
+}
+
+/** The ARP reply to `frame` if it asks who has `ip`; else null. Pure. */
+export function arpReply(frame: Buffer, mac: Buffer, ip: Buffer): Buffer | null {
+  if (frame.length < ETH_HLEN + 28 || frame.readUInt16BE(12) !== ETH_P_ARP) return null;
+  const a = frame.subarray(ETH_HLEN);
+  if (a.readUInt16BE(0) !== 1 || a.readUInt16BE(2) !== ETH_P_IP || a[4] !== 6 || a[5] !== 4) return null;
+  if (a.readUInt16BE(6) !== ARP_REQUEST || !a.subarray(24, 28).equals(ip)) return null;
+  const sha = a.subarray(8, 14);
+  const spa = a.subarray(14, 18);
+  const body = Buffer.alloc(28);
+  a.copy(body, 0, 0, 6); // htype, ptype, hlen, plen as asked
+  body.writeUInt16BE(ARP_REPLY, 6);
+  mac.copy(body, 8);
+  ip.copy(body, 14);
+  sha.copy(body, 18);
+  spa.copy(body, 24);
+  return pad(Buffer.concat([ethHeader(sha, mac, ETH_P_ARP), body]));
+}
+
+/** The echo reply to `frame` if it is an ICMP echo request to `ip`; else null. Pure. */
+export function echoReply(frame: Buffer, mac: Buffer, ip: Buffer): Buffer | null {
+  if (frame.length < ETH_HLEN + 20 || frame.readUInt16BE(12) !== ETH_P_IP) return null;
+  const pkt = frame.subarray(ETH_HLEN);
+  const ihl = (pkt[0] & 0x0f) * 4;
+  if (pkt[0] >> 4 !== 4 || ihl < 20 || pkt[9] !== IPPROTO_ICMP || !pkt.subarray(16, 20).equals(ip)) return null;
+  if (pkt.readUInt16BE(6) & 0x3fff) return null; // a fragment: ping never sends those here
+  const total = pkt.readUInt16BE(2);
+  if (total < ihl + 8 || total > pkt.length || pkt[ihl] !== ICMP_ECHO_REQUEST) return null;
+  const out = Buffer.from(pkt.subarray(0, total));
+  pkt.copy(out, 12, 16, 20); // swap source and destination
+  pkt.copy(out, 16, 12, 16);
+  out[8] = 64; // ttl
+  out.writeUInt16BE(0, 10);
+  out.writeUInt16BE(inetChecksum(out.subarray(0, ihl)), 10);
+  const icmp = out.subarray(ihl);
+  icmp[0] = ICMP_ECHO_REPLY;
+  icmp.writeUInt16BE(0, 2);
+  icmp.writeUInt16BE(inetChecksum(icmp), 2);
+  return pad(Buffer.concat([ethHeader(frame.subarray(6, 12), mac, ETH_P_IP), out]));
+}
+
+export interface GuestStats {
+  arpReplies: number;
+  echoReplies: number;
+  rarpSent: number;
+  /** writes the kernel refused (a down or deleted tap) */
+  writeErrors: number;
+}
+
+export class SimGuest {
+  readonly mac: Buffer;
+  readonly ip: Buffer;
+  readonly stats: GuestStats = { arpReplies: 0, echoReplies: 0, rarpSent: 0, writeErrors: 0 };
+  private tap: Tap | null = null;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly burst = new Set<NodeJS.Timeout>();
+
+  constructor(mac: string, ip: string) {
+    this.mac = macFromString(mac);
+    this.ip = ipv4Bytes(ip);
+  }
+
+  /** Run on `tap` (the guest's NIC is its fd): answer what arrives, every few ms. */
+  attach(tap: Tap): void {
+    this.detach();
+    this.tap = tap;
+    this.poller = setInterval(() => this.poll(), POLL_MS);
+  }
+
+  /** Stop using the tap (the VM is paused for the switchover); the caller closes it. */
+  detach(): void {
+    clearInterval(this.poller);
+    this.poller = undefined;
+    for (const t of this.burst) clearTimeout(t);
+    this.burst.clear();
+    this.tap = null;
+  }
+
+  /** QEMU's post-migration RARP burst (net/announce.c): rounds at 0, 50, 200, 450, 800 ms. */
+  announce(): void {
+    const frame = rarpFrame(this.mac);
+    for (const at of announceOffsets(ANNOUNCE_DEFAULTS)) {
+      const t = setTimeout(() => {
+        this.burst.delete(t);
+        if (this.send(frame)) this.stats.rarpSent++;
+      }, at);
+      this.burst.add(t);
+    }
+  }
+
+  private poll(): void {
+    for (let i = 0; i < 64 && this.tap; i++) {
+      let frame: Buffer | null;
+      try {
+        frame = this.tap.read();
+      } catch {
+        return; // tap gone under us: the next migration step attaches a new one
+      }
+      if (!frame) return;
+      const arp = arpReply(frame, this.mac, this.ip);
+      if (arp && this.send(arp)) this.stats.arpReplies++;
+      const echo = arp ? null : echoReply(frame, this.mac, this.ip);
+      if (echo && this.send(echo)) this.stats.echoReplies++;
+    }
+  }
+
+  // a guest NIC does not crash on a refused transmit; QEMU ignores it too
+  private send(frame: Buffer): boolean {
+    if (!this.tap) return false;
+    try {
+      this.tap.write(frame);
+      return true;
+    } catch {
+      this.stats.writeErrors++;
+      return false;
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// What the lab measured, as the JSON summary (--json) and as the closing table.
+
+export interface ScenarioResult {
+  name: string;
+  bridgewatch: boolean;
+  /** the tap joined host B's bridge this long after the guest resumed there */
+  joinAfterResumeMs: number;
+  /** the switch mapped the guest MAC to host B's port this long after the join; null: not seen */
+  switchLearnedAfterJoinMs: number | null;
+  /** how long the lab watched after the join (for "not within N s") */
+  watchedAfterJoinMs: number;
+  /** RARPs the simulated guest itself sent on host B, all before the join; null for QEMU */
+  guestRarpSent: number | null;
+  /** guest frames bridgewatch saw on B's tap before it could forward; null without it */
+  framesBeforeForwarding: number | null;
+  /** bridgewatch's verdict for the guest MAC on host B's tap, and RARPs it sent; null without it */
+  verdict: string | null;
+  rarpSent: number | null;
+  // simulated guest only
+  pingsSent?: number;
+  pingsLost?: number;
+  /** lost among those sent after the join: what a stale switch costs */
+  pingsLostAfterJoin?: number;
+  /** longest gap between two ping replies */
+  outageSeconds?: number;
+  /** pings never came back for good within the cap: outageSeconds is a lower bound */
+  outageCapped?: boolean;
+}
+
+export interface LabSummary {
+  mode: 'guest' | 'qemu';
+  mac: string;
+  ip: string;
+  lateMs: number;
+  intervalMs: number | null;
+  capSeconds: number;
+  qemuVersion?: string;
+  scenarios: ScenarioResult[];
+}
+
+const sec = (ms: number): string => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 1000).toFixed(2)} s`);
+const dash = (v: unknown): string => (v === null || v === undefined ? '-' : String(v));
+
+export function learnedText(r: ScenarioResult): string {
+  if (r.switchLearnedAfterJoinMs === null) return `not within ${Math.floor(r.watchedAfterJoinMs / 1000)} s`;
+  const ms = r.switchLearnedAfterJoinMs;
+  if (ms < 1) return '< 1 ms'; // the two notifications arrived together
+  return ms < 1000 ? `${ms.toFixed(1)} ms` : sec(ms);
+}
+
+export function outageText(r: ScenarioResult): string {
+  if (r.outageSeconds === undefined) return '-';
+  return `${r.outageCapped ? '≥ ' : ''}${sec(r.outageSeconds * 1000)}`;
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
+  return [line(head), line(w.map((n) => '─'.repeat(n))), ...rows.map(line)].join('\n');
+}
+
+export function renderTable(s: LabSummary): string {
+  const bw = (r: ScenarioResult) => [dash(r.verdict), dash(r.rarpSent)];
+  if (s.mode === 'qemu') {
+    return table(
+      ['scenario', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+      s.scenarios.map((r) => [r.name, learnedText(r), ...bw(r)]),
+    );
+  }
+  return table(
+    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), ...bw(r)]),
+  );
+}
+
+/** One sentence comparing the two runs, in the terms of the original bug report. */
+export function verdictLine(s: LabSummary): string {
+  const [without, withBw] = [s.scenarios.find((r) => !r.bridgewatch), s.scenarios.find((r) => r.bridgewatch)];
+  if (!without || !withBw) return '';
+  if (s.mode === 'qemu') {
+    const when = (r: ScenarioResult) =>
+      r.switchLearnedAfterJoinMs === null ? `had not learned host B ${Math.floor(r.watchedAfterJoinMs / 1000)} s after the join` : `learned host B ${learnedText(r)} after the join`;
+    return `Without bridgewatch the switch ${when(without)}; with it, it ${when(withBw)}.`;
+  }
+  const ratio = withBw.outageSeconds && without.outageSeconds ? without.outageSeconds / withBw.outageSeconds : 0;
+  return (
+    `Red Hat bug 719294 lost 30–40 pings instead of 1–2; here, one ping every ${s.intervalMs} ms: ${without.pingsLost} lost without bridgewatch, ` +
+    `${withBw.pingsLost} with it (outage ${outageText(without)} vs ${outageText(withBw)}${ratio ? `, ${ratio.toFixed(0)}× shorter` : ''}).`
+  );
+}

@@ -1,0 +1,115 @@
+// `bridgewatch lab` end to end through the real CLI: the simulated-guest migration with a late tap
+// join, without and with bridgewatch, on real ARP and FDB timers (the run without bridgewatch
+// waits tens of seconds for the client's ARP entry to go stale). Then --keep, the refusal to
+// build over a kept lab, and --down. Nothing may be left behind.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LAB_DIR } from '../../src/lab/daemon.js';
+import type { LabSummary } from '../../src/lab/report.js';
+import { ALL_NS, NS } from '../../src/lab/topology.js';
+import { PACKAGE_ROOT } from '../../src/paths.js';
+import { missing as kernelMissing } from '../helpers/kernel.js';
+
+const BIN = join(PACKAGE_ROOT, 'bin/bridgewatch.js');
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root (network namespaces, taps, raw sockets)'
+    : !existsSync(join(PACKAGE_ROOT, 'dist/src/lab/lab.js'))
+      ? 'dist/ not built: run bash scripts/setup.sh'
+      : (kernelMissing.bpf ?? kernelMissing.tun ?? kernelMissing.bridge ?? kernelMissing.bridgeBtf ?? '');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lab(args: string[], timeoutMs: number): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'lab', ...args], { cwd: PACKAGE_ROOT, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Whatever of the lab still exists: namespaces, the state dir, processes started for it. */
+function leftovers(): string[] {
+  const out = ALL_NS.filter((n) => existsSync(`/run/netns/${n}`)).map((n) => `netns ${n}`);
+  if (existsSync(LAB_DIR)) out.push(LAB_DIR);
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (cmd.includes(LAB_DIR) || /^bridge -n bwlab-/.test(cmd)) out.push(`process ${pid}: ${cmd.trim()}`);
+  }
+  return out;
+}
+
+const why = (r: Run): string => `exit ${r.code}\nstderr:\n${r.stderr.slice(-3000)}`;
+
+describe('bridgewatch lab (simulated guest)', () => {
+  afterAll(async () => {
+    if (!skip && leftovers().length) await lab(['--down'], 30_000);
+  });
+
+  it('shows the original bug without bridgewatch and its cure with it, and leaves nothing behind', async (ctx) => {
+    ctx.skip(!!skip, skip);
+    const r = await lab(['--json'], 240_000);
+    expect(r.code, why(r)).toBe(0);
+    const s = JSON.parse(r.stdout) as LabSummary;
+    const without = s.scenarios.find((x) => !x.bridgewatch)!;
+    const withBw = s.scenarios.find((x) => x.bridgewatch)!;
+    await ctx.annotate(
+      `without: ${without.pingsLost}/${without.pingsSent} lost, outage ${without.outageSeconds!.toFixed(2)} s; ` +
+        `with: ${withBw.pingsLost}/${withBw.pingsSent} lost, outage ${withBw.outageSeconds!.toFixed(2)} s, switch learned host B ${withBw.switchLearnedAfterJoinMs?.toFixed(1)} ms after the join`,
+    );
+    expect(s.lateMs).toBe(1000);
+    // the guest's own burst went into the tap before it was bridged: all 5, all lost
+    expect(withBw.guestRarpSent).toBe(5);
+    expect(without.outageCapped).toBe(false);
+    expect(withBw.outageCapped).toBe(false);
+    expect(without.outageSeconds!).toBeGreaterThanOrEqual(10 * withBw.outageSeconds!);
+    expect(without.pingsLost!).toBeGreaterThan(withBw.pingsLost!);
+    // only a ping sent in the few ms between the join and the switch learning host B can be lost
+    expect(withBw.pingsLostAfterJoin!).toBeLessThanOrEqual(1);
+    expect(withBw.switchLearnedAfterJoinMs).not.toBeNull();
+    expect(withBw.switchLearnedAfterJoinMs!).toBeLessThanOrEqual(100);
+    expect(withBw.verdict).toBe('late');
+    expect(withBw.rarpSent!).toBeGreaterThan(0);
+    expect(without.verdict).toBeNull();
+    // the table is on stderr with --json; stdout is the JSON alone
+    expect(r.stderr).toMatch(/without bridgewatch +\d+ +\d+/);
+    expect(r.stderr).toMatch(/with bridgewatch .* late +\d+/);
+    expect(leftovers()).toEqual([]);
+  }, 300_000);
+
+  it('--keep leaves bridgewatch serving in host B, a second lab refuses to start, --down removes it all', async (ctx) => {
+    ctx.skip(!!skip, skip);
+    // a short cap: this test is about the lab's lifecycle, not the outage
+    const kept = await lab(['--keep', '--cap-s', '3'], 120_000);
+    expect(kept.code, why(kept)).toBe(0);
+    expect(kept.stdout).toContain(`ip netns exec ${NS.b} curl -s 127.0.0.1:9725/metrics`);
+    for (const ns of ALL_NS) expect(existsSync(`/run/netns/${ns}`), ns).toBe(true);
+    const metrics = await new Promise<string>((resolve, reject) =>
+      execFile('ip', ['netns', 'exec', NS.b, 'curl', '-s', '127.0.0.1:9725/metrics'], (e, out) => (e ? reject(e) : resolve(out))),
+    );
+    expect(metrics).toMatch(/^bridgewatch_rarp_sent_total\{bridge="br0",reason="late_attach"\} [1-9]/m);
+
+    const again = await lab([], 30_000);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/namespace .*bwlab-.* already exists.*bridgewatch lab --down/);
+
+    const down = await lab(['--down'], 30_000);
+    expect(down.code, why(down)).toBe(0);
+    expect(down.stdout).toMatch(/removed the bridgewatch daemon and namespaces/);
+    expect(leftovers()).toEqual([]);
+    const twice = await lab(['--down'], 30_000);
+    expect(twice.stdout).toMatch(/no lab to remove/);
+  }, 240_000);
+});
