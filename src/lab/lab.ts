@@ -59,7 +59,7 @@ export async function runLab(flags: Flags): Promise<number> {
   const qemu = boolFlag(flags, 'qemu');
   const keep = boolFlag(flags, 'keep');
   const lateMs = intFlag(flags, 'late-ms', 1000, 0, 60_000);
-  const intervalMs = intFlag(flags, 'interval-ms', 200, 10, 5000);
+  const intervalMs = intFlag(flags, 'interval-ms', 1000, 10, 5000);
   const capS = intFlag(flags, 'cap-s', qemu ? 15 : 90, 1, 3600);
 
   const missing = preflight(qemu);

@@ -60,7 +60,7 @@ describe('bridgewatch lab (simulated guest)', () => {
 
   it('shows the original bug without bridgewatch and its cure with it, and leaves nothing behind', async (ctx) => {
     ctx.skip(!!skip, skip);
-    const r = await lab(['--json'], 240_000);
+    const r = await lab(['--json', '--interval-ms', '200'], 240_000);
     expect(r.code, why(r)).toBe(0);
     const s = JSON.parse(r.stdout) as LabSummary;
     const without = s.scenarios.find((x) => !x.bridgewatch)!;
