@@ -1,6 +1,7 @@
 // The one entry that listens and handles signals. `bridgewatch run` lands in runDaemon().
 import { pino } from 'pino';
 import { loadConfig } from './config.js';
+import { BridgewatchError } from './errors.js';
 import { Daemon } from './daemon.js';
 import { buildServer } from './http/server.js';
 
@@ -39,7 +40,9 @@ export async function runDaemon(flags: Record<string, string | boolean>): Promis
     log.error({ err: (e as Error).message }, 'start failed');
     await daemon.stop().catch(() => undefined);
     await app.close().catch(() => undefined);
-    throw e;
+    if (e instanceof BridgewatchError) throw e;
+    // e.g. EADDRINUSE: one line for the operator, not a stack trace
+    throw new BridgewatchError('EKERNEL', `start on ${config.listen.host}:${config.listen.port}: ${(e as Error).message}`);
   }
   return done;
 }

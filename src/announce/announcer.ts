@@ -126,12 +126,18 @@ export class Announcer {
       try {
         vlans = await this.d.vlans(); // the port's VLANs at this moment
       } catch (e) {
-        this.d.log.warn({ err: (e as Error).message }, 'read vlans failed; sending untagged');
+        this.d.log.warn({ err: (e as Error).message }, 'read vlans failed');
       }
     }
     if (this.stopped) return;
     const base = rarpFrame(t.mac);
     const pvid = filtering ? vlans.get(t.port)?.pvid : undefined;
+    if (filtering && pvid === undefined) {
+      // untagged on a trunk would land in the native VLAN: better nothing, and say so
+      this.d.metrics.announceSuppressed('unknown_vlan');
+      this.d.log.warn({ port: t.port, mac: t.mac, round: round + 1 }, 'guest port has no PVID on a vlan_filtering bridge; round not sent');
+      return;
+    }
     let sent = 0;
     for (const up of this.d.uplinks(t.bridge)) {
       const egress = uplinkEgress(pvid, filtering ? vlans.get(up.name) : undefined);

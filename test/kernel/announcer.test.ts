@@ -372,6 +372,18 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
       }
     });
 
+    it('sends nothing, and counts unknown_vlan, when the guest port has no PVID on a filtering bridge', async () => {
+      const noPvid = async () => parseBridgeVlanJson(table('{"vlan":100}'));
+      const r = rig({ filtering: true, vlans: noPvid, params: { rounds: 2 } });
+      const cap = await capture(['up1', 'up2']);
+      r.a.announce(target(), 'manual');
+      await sleep(300);
+      const got = await cap.stop();
+      expect([...got.up1, ...got.up2]).toEqual([]);
+      expect(await r.value('bridgewatch_announce_suppressed_total', { reason: 'unknown_vlan' })).toBe(2);
+      r.a.stop();
+    });
+
     it('on a real vlan_filtering bridge, read with `bridge -j vlan show` at each round', async (ctx) => {
       const probe = new TestNetns('annprobe');
       const supported = vlanFilteringSupported(probe.name);
