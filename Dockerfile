@@ -8,7 +8,7 @@
 #     --cap-add BPF --cap-add NET_ADMIN --cap-add NET_RAW --cap-add PERFMON --cap-add SYS_RESOURCE \
 #     -v /sys/fs/bpf:/sys/fs/bpf \
 #     -v /sys/kernel/btf:/sys/kernel/btf:ro \
-#     --read-only --tmpfs /tmp --tmpfs /run/bridgewatch \
+#     --read-only --tmpfs /tmp -v /run/bridgewatch:/run/bridgewatch \
 #     bridgewatch:0.1.0 run
 #
 # --network host: bridgewatch watches the host's bridges and taps and sends RARP on them; in
@@ -17,8 +17,10 @@
 #   NET_ADMIN (TC hooks, rtnetlink), NET_RAW (packet socket for RARP), SYS_RESOURCE (memlock
 #   limit on kernels before 5.11). No --privileged. Docker's default seccomp profile allows
 #   bpf(2) with CAP_BPF since Docker 20.10.x; on older engines add --security-opt seccomp=unconfined.
-# /sys/fs/bpf: the bpffs where bridgewatch pins what it attached, to find and replace its own
-#   filters after a crash. /sys/kernel/btf: the kernel's BTF for CO-RE.
+# /sys/fs/bpf: bridgewatch pins nothing (its tcx links die with it, which is the cleanup we
+#   want); mounted because libbpf and bpftool expect the host's bpffs there. /sys/kernel/btf: the
+#   kernel's BTF for CO-RE. /run/bridgewatch: a host directory, so the clsact hooks a crashed run
+#   created (tc mode, kernels before 6.6) are still known as ours after a restart.
 #
 # Why root inside: the capabilities above are what protects the host, and a container's root
 # has only those. A non-root user would need them as file capabilities on the node binary

@@ -15,12 +15,12 @@ export interface ObserveBackend {
   attachments(): Attachment[];
   macs(): MacEntry[];
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined;
-  deletePort(ifindex: number): number;
+  deletePort(ifindex: number, entries?: MacEntry[]): number;
   /** after a full read of macs(): let per-port limits follow evictions */
   syncPortCounts(entries: MacEntry[]): void;
   stats(): Record<StatName, number>;
   /** deliver events to onEvent from now on */
-  startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number) => void): void;
+  startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number, err?: unknown) => void): void;
   /** deliver what is pending now, synchronously */
   poll(): void;
   close(): void;
@@ -59,8 +59,8 @@ export class EbpfBackend implements ObserveBackend {
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
     return this.bpf.mac(ifindex, mac);
   }
-  deletePort(ifindex: number): number {
-    return this.bpf.deletePort(ifindex);
+  deletePort(ifindex: number, entries?: MacEntry[]): number {
+    return this.bpf.deletePort(ifindex, entries);
   }
   syncPortCounts(entries: MacEntry[]): void {
     this.bpf.syncPortCounts(entries);
@@ -68,7 +68,7 @@ export class EbpfBackend implements ObserveBackend {
   stats(): Record<StatName, number> {
     return this.bpf.stats();
   }
-  startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number) => void): void {
+  startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number, err?: unknown) => void): void {
     this.reader = new EventReader(this.bpf.maps.events, { onEvent, onBadRecord: onBad });
     this.reader.start();
   }

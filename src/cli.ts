@@ -9,7 +9,7 @@ export interface Parsed {
   rest: string[];
 }
 
-const BOOL_FLAGS = new Set(['help', 'h', 'keep', 'qemu', 'json', 'version', 'no-color', 'down']);
+const BOOL_FLAGS = new Set(['help', 'h', 'keep', 'qemu', 'json', 'version', 'no-color', 'down', 'observe-uplinks']);
 
 export function parseArgs(argv: string[]): Parsed {
   const flags: Record<string, string | boolean> = {};

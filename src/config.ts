@@ -23,6 +23,8 @@ export interface Config {
   devices: string[];
   excludeDevices: string[];
   uplinks: string[];
+  guests: string[];
+  observeUplinks: boolean;
   silentAfterMs: number;
   logLevel: string;
   attach: 'auto' | 'tcx' | 'tc';
@@ -53,6 +55,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'devices', flag: 'devices', kind: 'list', default: ['tap*', 'vif*', 'vnet*', 'macvtap*'], help: 'also watch unbridged devices matching these globs (before they join)' },
   { key: 'excludeDevices', flag: 'exclude-devices', kind: 'list', default: [], help: 'never watch these devices' },
   { key: 'uplinks', flag: 'uplinks', kind: 'list', default: [], help: 'bridge ports that are uplinks (RARP goes out there); default: every non-guest port' },
+  { key: 'guests', flag: 'guests', kind: 'list', default: ['tap*', 'vif*', 'vnet*', 'macvtap*'], help: 'names of guest (VM) ports, besides tun/tap/macvtap devices' },
+  { key: 'observeUplinks', flag: 'observe-uplinks', kind: 'bool', default: false, help: 'also run the TC program on uplinks (costs a program run per frame on the physical NIC; guests are always observed)' },
   { key: 'silentAfterMs', flag: 'silent-after', kind: 'duration', default: '10s', help: 'a guest forwarding this long with frames but no announcement is silent', min: 100, max: 86_400_000 },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', default: 'info', allowed: LOG_LEVELS, help: 'JSON log level' },
   { key: 'attach', flag: 'attach', kind: 'enum', default: 'auto', allowed: ['auto', 'tcx', 'tc'], help: 'TC attach: tcx links (kernel 6.6+), clsact filters, or auto' },

@@ -11,7 +11,7 @@ import { systemClock, type Clock, type PortState as TrackerState } from './track
 import { Metrics, type MetricsSource } from './metrics/metrics.js';
 import { PortWatcher } from './ports/watcher.js';
 import type { BridgeInfo, PortEvent } from './ports/types.js';
-import { defaultRules, validateRules } from './ports/match.js';
+import { defaultRules, globMatch, validateRules } from './ports/match.js';
 import { Announcer } from './announce/announcer.js';
 import { readBridgeVlans } from './announce/vlans.js';
 import { PacketSocket } from './sys/packet.js';
@@ -25,6 +25,9 @@ export interface DaemonOptions {
   clock?: Clock;
   bpfObject?: string;
 }
+
+/** API reads fold in kernel counts at most this often */
+const API_SYNC_MS = 1000;
 
 const attachReason = (e: unknown): string => {
   const errno = (e as BridgewatchError).errno;
@@ -46,10 +49,10 @@ export class Daemon {
   private readonly cfg: Config;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly bridges = new Map<string, BridgeInfo>();
   private bpfError = '';
   private subscribed = false;
   private lastEntries = 0;
+  private lastSync = 0;
 
   constructor(o: DaemonOptions) {
     this.cfg = o.config;
@@ -81,6 +84,7 @@ export class Daemon {
       devices: c.devices,
       excludeDevices: c.excludeDevices,
       uplinks: c.uplinks,
+      guests: c.guests,
     });
     this.watcher = new PortWatcher({ rules, clock: () => this.clock.monoNs(), log: this.log });
     this.announcer = new Announcer({
@@ -93,8 +97,8 @@ export class Daemon {
         if (!this.packet) throw new BridgewatchError('ESTATE', 'send rarp: packet socket closed');
         this.packet.send(ifindex, frame);
       },
-      uplinks: (bridge) => this.watcher.links().filter((l) => l.bridged && l.masterName === bridge && !l.guest),
-      vlanFiltering: (bridge) => this.bridges.get(bridge)?.vlanFiltering ?? false,
+      uplinks: (bridge) => this.uplinks(bridge),
+      vlanFiltering: (bridge) => this.watcher.bridges().find((b) => b.name === bridge)?.vlanFiltering ?? false,
       vlans: readBridgeVlans,
       activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
       metrics: this.metrics,
@@ -114,29 +118,25 @@ export class Daemon {
     this.bpf = await this.openBackend();
     this.bpf?.startEvents(
       (ev) => this.tracker.frame(ev),
-      (size) => this.log.warn({ size }, 'bad event record'),
+      (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'event record not applied'),
     );
     if (this.bpf) this.metrics.setBuild({ version: VERSION, kernel: release(), mode: this.bpf.mode });
     this.packet = new PacketSocket();
     this.watcher.on('port', (ev: PortEvent) => this.onPort(ev));
     this.watcher.on('bridge', (ev) => {
-      this.bridges.set(ev.bridge.name, ev.bridge);
-      if (ev.prev && ev.prev.name !== ev.bridge.name) {
-        this.bridges.delete(ev.prev.name);
-        this.metrics.bridgeGone(ev.prev.name);
-      }
+      if (ev.prev && ev.prev.name !== ev.bridge.name) this.metrics.bridgeGone(ev.prev.name);
       this.metrics.bridgeSeen(ev.bridge.name);
     });
-    this.watcher.on('bridgeDeleted', (ev) => {
-      this.bridges.delete(ev.name);
-      this.metrics.bridgeGone(ev.name);
+    this.watcher.on('bridgeDeleted', (ev) => this.metrics.bridgeGone(ev.name));
+    this.watcher.on('error', (err: Error) => {
+      this.subscribed = false; // /readyz must say so: we no longer see ports come and go
+      this.log.error({ err: err.message }, 'rtnetlink failed');
     });
-    this.watcher.on('error', (err: Error) => this.log.error({ err: err.message }, 'rtnetlink failed'));
     await this.watcher.start();
     this.subscribed = true;
     this.tickTimer = setInterval(() => this.tracker.tick(), 1000);
     this.tickTimer.unref();
-    this.log.info({ ports: this.tracker.portCount(), bridges: this.bridges.size }, 'watching');
+    this.log.info({ ports: this.tracker.portCount(), bridges: this.watcher.bridges().length }, 'watching');
   }
 
   /** eBPF when it loads; libpcap when configured or (auto) when eBPF is unavailable. */
@@ -186,8 +186,8 @@ export class Daemon {
       metrics: { scrape: () => this.metrics.scrape(), contentType: this.registry.contentType },
       ready: () => this.ready(),
       // the kernel's exact counts first: frames that raised no event show up without a scrape
-      ports: () => (this.syncKernel(), this.tracker.portViews()),
-      port: (name) => (this.syncKernel(), this.tracker.portView(name)),
+      ports: () => (this.syncKernel(API_SYNC_MS), this.tracker.portViews()),
+      port: (name) => (this.syncKernel(API_SYNC_MS), this.tracker.portView(name)),
       events: (since, limit) => this.tracker.events(since, limit),
       announce: (req) => this.manualAnnounce(req),
       apiToken: this.cfg.apiToken || undefined,
@@ -196,9 +196,15 @@ export class Daemon {
 
   // ---- internals ----
 
-  /** Fold the kernel's per-{port, MAC} counts into the tracker (each scrape and API read). */
-  private syncKernel(): void {
+  /**
+   * Fold the kernel's per-{port, MAC} counts into the tracker: every scrape, and API reads at
+   * most every maxAgeMs (a map scan per unauthenticated request would be a cheap DoS).
+   */
+  private syncKernel(maxAgeMs = 0): void {
     if (!this.bpf) return;
+    const now = Date.now();
+    if (maxAgeMs && now - this.lastSync < maxAgeMs) return;
+    this.lastSync = now;
     try {
       const entries = this.bpf.macs();
       this.lastEntries = entries.length;
@@ -219,13 +225,22 @@ export class Daemon {
   }
 
   private onPort(ev: PortEvent): void {
+    try {
+      this.applyPort(ev);
+    } catch (e) {
+      // a bug here must not take the daemon (and every attachment) down with it
+      this.log.error({ port: ev.name, event: ev.type, err: (e as Error).stack }, 'port event failed');
+    }
+  }
+
+  private applyPort(ev: PortEvent): void {
     // kernel events that happened before this netlink fact are applied first
     this.bpf?.poll();
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {
-        this.attach(ev.ifindex, ev.name);
         const l = ev.link;
+        if (l.guest || this.cfg.observeUplinks) this.attach(ev.ifindex, ev.name);
         const bridge = l.bridged ? (l.masterName ?? '') : '';
         t.portAppeared({
           ifindex: ev.ifindex,
@@ -277,9 +292,12 @@ export class Daemon {
   }
 
   private dropPort(ifindex: number, tsNs: bigint): void {
-    // count what the kernel saw before forgetting the port's entries
-    if (this.bpf) this.tracker.syncCounters(this.bpf.macs());
-    this.bpf?.deletePort(ifindex);
+    // count what the kernel saw before forgetting the port's entries (one scan for both)
+    if (this.bpf) {
+      const entries = this.bpf.macs();
+      this.tracker.syncCounters(entries);
+      this.bpf.deletePort(ifindex, entries);
+    }
     this.tracker.portDeleted(ifindex, tsNs);
   }
 
@@ -306,23 +324,41 @@ export class Daemon {
     const e = this.bpf?.mac(ifindex, macFromString(mac));
     if (e && e.firstFwdNs !== 0n && e.lastNs > e.lastUnfwdNs) {
       this.metrics.announceSuppressed('delivered_since'); // the switches already learned it
+      this.log.info({ port: info.name, mac, suppressed: 'delivered_since' }, 'announce suppressed');
       return;
     }
     this.announcer.announce({ ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs }, 'late_attach');
   }
 
-  /** Other live local ports that carried this MAC after it appeared on `ifindex`. */
+  /**
+   * Other guest ports that carried this MAC after it appeared on `ifindex` (per-key lookups:
+   * this runs before the first RARP, so no full map scan).
+   */
   private activeElsewhere(mac: string, ifindex: number): number[] {
-    if (!this.bpf) return [];
-    const entries = this.bpf.macs().filter((e) => e.mac === mac);
-    const here = entries.find((e) => e.ifindex === ifindex);
-    return entries
-      .filter((e) => e.ifindex !== ifindex && this.tracker.portInfo(e.ifindex) && (!here || e.lastNs >= here.firstNs))
-      .map((e) => e.ifindex);
+    const bpf = this.bpf;
+    if (!bpf) return [];
+    const key = macFromString(mac);
+    const here = bpf.mac(ifindex, key);
+    return this.tracker
+      .portList()
+      .filter((p) => p.ifindex !== ifindex && this.watcher.link(p.ifindex)?.guest)
+      .filter((p) => {
+        const e = bpf.mac(p.ifindex, key);
+        return e !== undefined && (!here || e.lastNs >= here.firstNs);
+      })
+      .map((p) => p.ifindex);
+  }
+
+  /** RARP targets: the bridge's ports matching --uplinks, else its non-guest ports. */
+  private uplinks(bridge: string): { ifindex: number; name: string }[] {
+    const globs = this.cfg.uplinks;
+    return this.watcher
+      .links()
+      .filter((l) => l.bridged && l.masterName === bridge && (globs.length ? globs.some((g) => globMatch(g, l.name)) : !l.guest));
   }
 
   private manualAnnounce(req: AnnounceRequest): AnnounceResult {
-    const found = this.tracker.portViews().find((p) => p.name === req.port);
+    const found = this.tracker.portView(req.port);
     if (!found) return { ok: false, status: 404, error: `port ${req.port} is not watched` };
     const seen = found.macs.map((m) => m.mac);
     const macs = req.mac ? [req.mac.toLowerCase()] : seen;
@@ -330,11 +366,9 @@ export class Daemon {
     const unseen = macs.filter((m) => !seen.includes(m));
     if (unseen.length) return { ok: false, status: 409, error: `MAC ${unseen.join(', ')} was never seen on ${req.port}; refusing to announce it` };
     if (!found.bridge) return { ok: false, status: 409, error: `port ${req.port} is in no bridge` };
-    const sent: string[] = [];
     for (const mac of macs) {
       const d = this.announcer.announce({ ifindex: found.ifindex, port: found.name, bridge: found.bridge, mac }, 'manual');
-      if (d.ok) sent.push(mac);
-      else if (d.reason !== 'dry_run') return { ok: false, status: 409, error: `announce ${mac} on ${req.port}: suppressed (${d.reason})` };
+      if (!d.ok && d.reason !== 'dry_run') return { ok: false, status: 409, error: `announce ${mac} on ${req.port}: suppressed (${d.reason})` };
     }
     return { ok: true, port: found.name, macs: macs, mode: this.announcer.mode, rounds: this.cfg.announceRounds };
   }
@@ -343,7 +377,7 @@ export class Daemon {
     return {
       refresh: () => this.syncKernel(),
       ports: () => this.tracker.portList(),
-      bridges: () => [...this.bridges.values()],
+      bridges: () => this.watcher.bridges(),
       macCount: () => this.tracker.macCount(),
       maps: () => (this.bpf ? [{ name: 'bw_port_macs', entries: this.lastEntries, max: this.bpf.maxMacs }] : []),
       programsAttached: () => this.bpf?.attachments().length ?? 0,

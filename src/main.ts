@@ -6,6 +6,7 @@ import { Daemon } from './daemon.js';
 import { buildServer } from './http/server.js';
 
 const STOP_DEADLINE_MS = 5000;
+const CLOSE_GRACE_MS = 1500;
 
 export async function runDaemon(flags: Record<string, string | boolean>): Promise<number> {
   const config = loadConfig({ flags, env: process.env }); // throws ECONFIG -> exit 2
@@ -18,11 +19,13 @@ export async function runDaemon(flags: Record<string, string | boolean>): Promis
     stopping ??= (async () => {
       log.info({ signal }, 'stopping');
       const deadline = setTimeout(() => {
-        log.error('stop took longer than 5 s; exiting');
+        log.error('stop took longer than 5 s; releasing BPF and exiting');
+        daemon.bpf?.close(); // never leave a filter behind, even on this path
         process.exit(1);
       }, STOP_DEADLINE_MS);
       deadline.unref();
-      await app.close().catch(() => undefined);
+      // a slow client must not hold the cleanup: give in-flight requests a moment, no more
+      await Promise.race([app.close().catch(() => undefined), new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
       await daemon.stop();
       clearTimeout(deadline);
       log.info('stopped');

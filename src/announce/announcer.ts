@@ -138,8 +138,14 @@ export class Announcer {
       this.d.log.warn({ port: t.port, mac: t.mac, round: round + 1 }, 'guest port has no PVID on a vlan_filtering bridge; round not sent');
       return;
     }
+    const uplinks = this.d.uplinks(t.bridge);
+    if (!uplinks.length) {
+      this.d.metrics.announceSuppressed('no_uplink');
+      this.d.log.warn({ port: t.port, bridge: t.bridge, mac: t.mac, round: round + 1 }, 'no uplink on the bridge; round not sent');
+      return;
+    }
     let sent = 0;
-    for (const up of this.d.uplinks(t.bridge)) {
+    for (const up of uplinks) {
       const egress = uplinkEgress(pvid, filtering ? vlans.get(up.name) : undefined);
       if (!egress.send) continue;
       if (!this.take()) {

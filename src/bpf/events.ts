@@ -9,8 +9,8 @@ import { libbpf, RingBufSampleFn } from './libbpf.js';
 export interface EventReaderOptions {
   intervalMs?: number;
   onEvent: (ev: BpfEvent) => void;
-  /** a record the decoder rejected (never expected; counted, not thrown) */
-  onBadRecord?: (size: number) => void;
+  /** a record the decoder rejected, or one whose consumer threw (counted and logged, not thrown) */
+  onBadRecord?: (size: number, err?: unknown) => void;
 }
 
 export class EventReader {
@@ -40,8 +40,8 @@ export class EventReader {
         this.delivered++;
         try {
           this.opts.onEvent(decodeEvent(buf));
-        } catch {
-          this.opts.onBadRecord?.(n); // a consumer bug must not stop the ring
+        } catch (e) {
+          this.opts.onBadRecord?.(n, e); // a consumer bug must not stop the ring
         }
         return 0;
       },

@@ -24,6 +24,7 @@ import { btfDatasec, btfStruct } from './btf.js';
 export type { MacEntry } from './abi.js';
 import {
   decodeKey,
+  macFromString,
   decodeMacStats,
   encodeKey,
   KEY,
@@ -266,22 +267,23 @@ export class BpfCollection {
       const key = Buffer.from(next);
       prev = key;
       const n = counts.get(key.readUInt32LE()) ?? 0;
+      // only ever lower it (evictions): raising could undo increments made since the scan
+      if ((l.map_lookup_elem(this.maps.portCount, key, val) as number) !== 0 || val.readUInt32LE() <= n) continue;
       val.writeUInt32LE(n);
       l.map_update_elem(this.maps.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
     }
   }
 
-  /** Delete a port's entries (device gone); returns how many. */
-  deletePort(ifindex: number): number {
+  /** Delete a port's entries (device gone); returns how many. `entries`: a fresh macs(), if at hand. */
+  deletePort(ifindex: number, entries?: MacEntry[]): number {
     const l = libbpf();
     const key = Buffer.alloc(4);
     key.writeUInt32LE(ifindex);
     l.map_delete_elem(this.maps.portCount, key);
     let n = 0;
-    for (const e of this.macs()) {
+    for (const e of entries ?? this.macs()) {
       if (e.ifindex !== ifindex) continue;
-      const mac = Buffer.from(e.mac.split(':').map((x) => parseInt(x, 16)));
-      if ((l.map_delete_elem(this.maps.macs, encodeKey(ifindex, mac)) as number) === 0) n++;
+      if ((l.map_delete_elem(this.maps.macs, encodeKey(ifindex, macFromString(e.mac))) as number) === 0) n++;
     }
     return n;
   }

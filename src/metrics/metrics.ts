@@ -12,7 +12,7 @@ export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0
  * The reasons the daemon counts, exported at 0 from the start (a series that appears only when
  * the first one happens leaves its dashboard panel empty and makes increase() miss that first one).
  */
-export const SUPPRESS_REASONS = ['off', 'dry_run', 'group_mac', 'no_bridge', 'conflict', 'holdoff', 'rate_limit', 'delivered_since', 'unknown_vlan'] as const;
+export const SUPPRESS_REASONS = ['off', 'dry_run', 'group_mac', 'no_bridge', 'conflict', 'holdoff', 'rate_limit', 'delivered_since', 'unknown_vlan', 'no_uplink'] as const;
 export const ATTACH_ERROR_REASONS = ['device_gone', 'permission', 'unsupported', 'kernel'] as const;
 export const UNRECORDED_REASONS = ['bad_source', 'port_full', 'insert_fail'] as const;
 

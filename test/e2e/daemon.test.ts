@@ -130,10 +130,10 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
       expect(v(s, 'bridgewatch_attach_delay_seconds_count', { bridge: br }), br).toBe(0);
       expect(v(s, 'bridgewatch_rarp_sent_total', { bridge: br, reason: 'late_attach' }), br).toBe(0);
     }
-    // the uplinks present at start are watched, each with our program
+    // the uplinks present at start are watched, but the program runs on guest ports only
     expect(v(s, 'bridgewatch_port_info', { bridge: 'br0', port: 'up0', kind: 'veth' })).toBe(1);
-    expect(programsOn(ns, 'up0')).toEqual({ tcx: 1, tc: 0, clsact: false });
-    expect(v(s, 'bridgewatch_bpf_programs_attached')).toBe(2);
+    expect(programsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 0, clsact: false });
+    expect(v(s, 'bridgewatch_bpf_programs_attached')).toBe(0);
   });
 
   it('a tap that joins after the guest wrote its RARP burst: late, counted, and healed with QEMU\'s RARP on the uplink', async () => {
@@ -373,7 +373,7 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
 describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)', () => {
   const PORTS = ['up0', 'tap0', 'tap1', 'tap2'];
 
-  /** br0 with an uplink and two guests in it, and one guest in no bridge yet. */
+  /** br0 with an uplink and two guests in it, and one guest in no bridge yet (uplinks observed too). */
   function rig(tag: string): TestNetns {
     const ns = netns(tag);
     bridge(ns, 'br0');
@@ -391,7 +391,7 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
 
   it('SIGTERM: exit 0 within 5 s, no program left on any port', async () => {
     const ns = rig('term');
-    const d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir()]);
+    const d = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
     expect(each(ns)).toEqual(all(TCX));
     expect(v(await d.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     const exit = await d.stop('SIGTERM');
@@ -404,7 +404,7 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
 
   it('SIGINT stops it the same way', async () => {
     const ns = rig('int');
-    const d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir()]);
+    const d = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
     const exit = await d.stop('SIGINT');
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect(each(ns)).toEqual(all(NONE));
@@ -413,11 +413,11 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
   it('SIGKILL then restart (tcx): the links die with the process; the restart has exactly one per port', async () => {
     const ns = rig('kill');
     const state = tempStateDir();
-    const d1 = await DaemonProcess.start(ns, ['--state-dir', state]);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
     expect(each(ns)).toEqual(all(TCX));
     expect(await d1.stop('SIGKILL')).toMatchObject({ code: null, signal: 'SIGKILL' });
     expect(each(ns)).toEqual(all(NONE));
-    const d2 = await DaemonProcess.start(ns, ['--state-dir', state]);
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
     expect(each(ns)).toEqual(all(TCX));
     expect(v(await d2.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     expect((await d2.stop('SIGTERM')).code).toBe(0);
@@ -433,12 +433,12 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
     const TC = { tcx: 0, tc: 1, clsact: true };
     const state = tempStateDir();
 
-    const d1 = await DaemonProcess.start(ns, ['--state-dir', state, '--attach', 'tc']);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
     expect(each(ns)).toEqual(all(TC));
     expect(await d1.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
     expect(each(ns)).toEqual(all(TC)); // a clsact filter outlives its process
 
-    const d2 = await DaemonProcess.start(ns, ['--state-dir', state, '--attach', 'tc']);
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
     expect(each(ns)).toEqual(all(TC)); // replaced, one per port
     // ... and it is d2's: a frame is counted by the running daemon
     const g = [...guests].find((x) => x.ns === ns && x.tapName === 'tap2')!;
@@ -451,7 +451,7 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
 
   it('a second daemon whose --listen is taken exits 1 and takes back what it attached, leaving the first one\'s programs alone', async () => {
     const ns = rig('busy');
-    const d1 = await DaemonProcess.start(ns, ['--state-dir', tempStateDir()]);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
     const r = await cli(ns, ['run', '--listen', '127.0.0.1:9725', '--state-dir', tempStateDir()], {}, 15_000);
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/EADDRINUSE/);
@@ -464,10 +464,10 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
   it('SIGKILL in tc mode, restart in the default mode: the stale clsact filter is removed, one tcx program per port', async () => {
     const ns = rig('mix');
     const state = tempStateDir();
-    const d1 = await DaemonProcess.start(ns, ['--state-dir', state, '--attach', 'tc']);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
     await d1.stop('SIGKILL');
     expect(each(ns)).toEqual(all({ tcx: 0, tc: 1, clsact: true }));
-    const d2 = await DaemonProcess.start(ns, ['--state-dir', state]);
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
     expect(each(ns)).toEqual(all(TCX));
     expect((await d2.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual(all(NONE));

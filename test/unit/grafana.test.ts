@@ -301,7 +301,7 @@ describe('systemd unit (deploy/bridgewatch.service)', () => {
       'ExecStart=/usr/bin/node /opt/bridgewatch/bin/bridgewatch.js run',
       'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_RESOURCE',
       'AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_RESOURCE',
-      'ProtectSystem=strict', 'ReadWritePaths=/sys/fs/bpf /run/bridgewatch', 'RuntimeDirectory=bridgewatch',
+      'ProtectSystem=strict', 'ReadWritePaths=/run/bridgewatch', 'RuntimeDirectory=bridgewatch', 'RuntimeDirectoryPreserve=restart',
       'ProtectHome=yes', 'NoNewPrivileges=yes', 'PrivateTmp=yes',
       'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET AF_INET AF_INET6',
       'SystemCallArchitectures=native', 'Restart=on-failure', 'EnvironmentFile=-/etc/default/bridgewatch',
