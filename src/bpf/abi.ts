@@ -112,8 +112,23 @@ const off = (l: StructLayout, name: string): number => {
   return fl.offset;
 };
 
+// offsets resolved once: decoding runs for every map entry on every scrape
+const K = { ifindex: off(KEY, 'ifindex'), mac: off(KEY, 'mac') };
+const S = {
+  firstNs: off(MAC_STATS, 'first_ns'),
+  lastNs: off(MAC_STATS, 'last_ns'),
+  firstFwdNs: off(MAC_STATS, 'first_fwd_ns'),
+  lastUnfwdNs: off(MAC_STATS, 'last_unfwd_ns'),
+  lastAnnounceNs: off(MAC_STATS, 'last_announce_ns'),
+  kinds: off(MAC_STATS, 'kinds'),
+  unfwdKinds: off(MAC_STATS, 'unfwd_kinds'),
+  vlan: off(MAC_STATS, 'vlan'),
+  firstState: off(MAC_STATS, 'first_state'),
+};
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
 export const macToString = (b: Uint8Array): string =>
-  Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+  `${HEX[b[0]]}:${HEX[b[1]]}:${HEX[b[2]]}:${HEX[b[3]]}:${HEX[b[4]]}:${HEX[b[5]]}`;
 
 export function macFromString(s: string): Buffer {
   const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(s);
@@ -123,13 +138,13 @@ export function macFromString(s: string): Buffer {
 
 export function encodeKey(ifindex: number, mac: Uint8Array): Buffer {
   const b = Buffer.alloc(KEY.size);
-  b.writeUInt32LE(ifindex, off(KEY, 'ifindex'));
-  Buffer.from(mac).copy(b, off(KEY, 'mac'), 0, 6);
+  b.writeUInt32LE(ifindex, K.ifindex);
+  Buffer.from(mac).copy(b, K.mac, 0, 6);
   return b;
 }
 
 export function decodeKey(b: Buffer): { ifindex: number; mac: string } {
-  return { ifindex: b.readUInt32LE(off(KEY, 'ifindex')), mac: macToString(b.subarray(off(KEY, 'mac'))) };
+  return { ifindex: b.readUInt32LE(K.ifindex), mac: macToString(b.subarray(K.mac)) };
 }
 
 export type KindCounts = Record<Kind, number>;
@@ -147,27 +162,39 @@ export interface MacStats {
   firstState: number;
 }
 
-const kindCounts = (b: Buffer, at: number): KindCounts =>
-  Object.fromEntries(KINDS.map((k, i) => [k, Number(b.readBigUInt64LE(at + 8 * i))])) as KindCounts;
+// counters fit a double exactly (2^53 frames is centuries at line rate)
+const kindCounts = (b: Buffer, at: number): KindCounts => ({
+  other: Number(b.readBigUInt64LE(at)),
+  rarp: Number(b.readBigUInt64LE(at + 8)),
+  garp: Number(b.readBigUInt64LE(at + 16)),
+  na: Number(b.readBigUInt64LE(at + 24)),
+  legacy: Number(b.readBigUInt64LE(at + 32)),
+});
 
-export function decodeMacStats(b: Buffer): MacStats {
-  const u64 = (n: string) => b.readBigUInt64LE(off(MAC_STATS, n));
-  const kinds = kindCounts(b, off(MAC_STATS, 'kinds'));
-  const unfwdKinds = kindCounts(b, off(MAC_STATS, 'unfwd_kinds'));
-  const sum = (k: KindCounts) => KINDS.reduce((n, x) => n + k[x], 0);
+export function decodeMacStats(b: Buffer, at = 0): MacStats {
+  const kinds = kindCounts(b, at + S.kinds);
+  const unfwdKinds = kindCounts(b, at + S.unfwdKinds);
   return {
-    firstNs: u64('first_ns'),
-    lastNs: u64('last_ns'),
-    firstFwdNs: u64('first_fwd_ns'),
-    lastUnfwdNs: u64('last_unfwd_ns'),
-    lastAnnounceNs: u64('last_announce_ns'),
-    frames: sum(kinds),
-    unfwdFrames: sum(unfwdKinds),
+    firstNs: b.readBigUInt64LE(at + S.firstNs),
+    lastNs: b.readBigUInt64LE(at + S.lastNs),
+    firstFwdNs: b.readBigUInt64LE(at + S.firstFwdNs),
+    lastUnfwdNs: b.readBigUInt64LE(at + S.lastUnfwdNs),
+    lastAnnounceNs: b.readBigUInt64LE(at + S.lastAnnounceNs),
+    frames: kinds.other + kinds.rarp + kinds.garp + kinds.na + kinds.legacy,
+    unfwdFrames: unfwdKinds.other + unfwdKinds.rarp + unfwdKinds.garp + unfwdKinds.na + unfwdKinds.legacy,
     kinds,
     unfwdKinds,
-    vlan: b.readUInt16LE(off(MAC_STATS, 'vlan')),
-    firstState: b.readUInt8(off(MAC_STATS, 'first_state')),
+    vlan: b.readUInt16LE(at + S.vlan),
+    firstState: b.readUInt8(at + S.firstState),
   };
+}
+
+/** Key and value at `keyAt`/`valAt` of batch buffers, as one entry (no intermediate objects). */
+export function decodeEntry(keys: Buffer, keyAt: number, vals: Buffer, valAt: number): MacEntry {
+  const e = decodeMacStats(vals, valAt) as MacEntry;
+  e.ifindex = keys.readUInt32LE(keyAt + K.ifindex);
+  e.mac = macToString(keys.subarray(keyAt + K.mac, keyAt + K.mac + 6));
+  return e;
 }
 
 /** One {port, MAC} entry of bw_port_macs. */

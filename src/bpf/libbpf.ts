@@ -47,6 +47,9 @@ function bind() {
     map_update_elem: l.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     map_delete_elem: l.func('int bpf_map_delete_elem(int fd, const void *key)'),
     map_get_next_key: l.func('int bpf_map_get_next_key(int fd, const void *key, void *next)'),
+    map_lookup_batch: l.func(
+      'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, void *opts)',
+    ),
     link_create: l.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, void *opts)'),
     prog_query_opts: l.func('int bpf_prog_query_opts(int target_fd, int type, void *opts)'),
     tc_hook_create: l.func('int bpf_tc_hook_create(void *hook)'),

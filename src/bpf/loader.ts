@@ -23,6 +23,7 @@ import {
 import { btfDatasec, btfStruct } from './btf.js';
 export type { MacEntry } from './abi.js';
 import {
+  decodeEntry,
   decodeKey,
   macFromString,
   decodeMacStats,
@@ -231,8 +232,43 @@ export class BpfCollection {
     return { tcx, tcFilter: tc === 0 && tcOptsProgId(opts) !== 0 };
   }
 
-  /** Every {port, MAC} entry in the kernel. */
+  /** Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key. */
   macs(): MacEntry[] {
+    if (this.batch) {
+      try {
+        return this.macsBatched();
+      } catch (e) {
+        if ((e as BridgewatchError).code !== 'ENOTSUP') throw e;
+        this.batch = false; // kernel without batch ops on this map type
+      }
+    }
+    return this.macsByKey();
+  }
+
+  private batch = true;
+
+  private macsBatched(): MacEntry[] {
+    const l = libbpf();
+    const chunk = 1024;
+    const keys = Buffer.alloc(KEY.size * chunk);
+    const vals = Buffer.alloc(MAC_STATS.size * chunk);
+    const out: MacEntry[] = [];
+    let token: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(8); // hash maps: a bucket cursor
+      const count = [chunk];
+      const rc = l.map_lookup_batch(this.maps.macs, token, next, keys, vals, count, null) as number;
+      if (rc < 0 && rc !== -2 /* ENOENT: the last chunk */) {
+        if (rc === -22 || rc === -95 || rc === -524) throw new BridgewatchError('ENOTSUP', 'batch lookup of map bw_port_macs: not supported');
+        throw sys('batch lookup of map bw_port_macs', -rc);
+      }
+      for (let i = 0; i < count[0]; i++) out.push(decodeEntry(keys, i * KEY.size, vals, i * MAC_STATS.size));
+      if (rc === -2) return out;
+      token = next;
+    }
+  }
+
+  private macsByKey(): MacEntry[] {
     const l = libbpf();
     const out: MacEntry[] = [];
     const key = Buffer.alloc(KEY.size);
@@ -242,7 +278,7 @@ export class BpfCollection {
     while ((l.map_get_next_key(this.maps.macs, prev, next) as number) === 0) {
       next.copy(key);
       prev = key;
-      if ((l.map_lookup_elem(this.maps.macs, key, val) as number) === 0) out.push({ ...decodeKey(key), ...decodeMacStats(val) });
+      if ((l.map_lookup_elem(this.maps.macs, key, val) as number) === 0) out.push(decodeEntry(key, 0, val, 0));
     }
     return out;
   }
