@@ -1,5 +1,7 @@
 // Per-port and per-MAC state machine fed by netlink facts and kernel events. Pure: no I/O, an
 // injected clock, bounded memory (refusals and drops are counted, never silent).
+// Only guest ports (`guest`) have MACs and feed the guest metrics: an uplink carries the frames
+// of every other host, which are no guest's; it keeps its port facts (created, joined, state...).
 import { ANNOUNCE_KINDS, KINDS, type BpfEvent, type Kind, type MacEntry } from '../bpf/abi.js';
 import { Ring } from './ring.js';
 import type { MacTrack, PortTrack, Snapshot } from './model.js';
@@ -29,7 +31,13 @@ export interface TrackerOptions {
 const zeros = (): number[] => KINDS.map(() => 0);
 
 export class Tracker {
-  readonly stats = { portsRefused: 0, macsRefused: 0, unknownPortEvents: 0 };
+  /**
+   * portsRefused: ports past maxPorts. macsRefused: MACs refused on a port that already has
+   * maxMacsPerPort, each counted once per port; a port remembers that many refused MACs, past
+   * which each refusal of another one (a frame or a map read) counts again: an upper bound
+   * under a MAC flood, with memory still bounded.
+   */
+  readonly stats = { portsRefused: 0, macsRefused: 0 };
   private readonly clock: Clock;
   private readonly sink: TrackerSink | undefined;
   private readonly silentAfterNs: bigint;
@@ -71,6 +79,7 @@ export class Tracker {
       cycleStartNs: tsNs,
       forwardingSinceNs: p.state === 'forwarding' ? tsNs : undefined,
       macs: new Map(),
+      refused: new Set(),
       timeline: new Ring(this.timelineLen),
       pending: new Map(),
       lateAtNs: undefined,
@@ -92,6 +101,7 @@ export class Tracker {
     const port = this.ports.get(ifindex);
     if (!port || !port.bridge) return;
     this.fact(port, tsNs, { type: 'left', bridge: port.bridge });
+    for (const m of port.macs.values()) m.onTimeNs = undefined; // forwarded in the bridge it left
     port.bridge = '';
     this.setState(port, 'none', tsNs, []);
   }
@@ -133,10 +143,7 @@ export class Tracker {
 
   frame(ev: BpfEvent): void {
     const port = this.ports.get(ev.ifindex);
-    if (!port) {
-      this.stats.unknownPortEvents++;
-      return;
-    }
+    if (!port?.guest) return; // an unwatched port, or an uplink: no guest's frame
     const known = port.macs.has(ev.mac);
     const m = this.macTrack(port, ev.mac, ev.tsNs, ev.vlan);
     if (!m) return;
@@ -160,12 +167,15 @@ export class Tracker {
     }
   }
 
-  /** Counter deltas from the kernel map (all entries), attributed to each port's bridge. */
+  /**
+   * Counter deltas from the kernel map (all entries), attributed to each guest port's bridge.
+   * A MAC the tracker does not know yet (its first-frame event was lost) is judged from its entry.
+   */
   syncCounters(entries: MacEntry[]): void {
     const seen = new Set<string>();
     for (const e of entries) {
       const port = this.ports.get(e.ifindex);
-      if (!port) continue;
+      if (!port?.guest) continue; // uplinks feed no guest metric
       const key = `${e.ifindex}|${e.mac}`;
       seen.add(key);
       let snap = this.snapshots.get(key);
@@ -184,7 +194,11 @@ export class Tracker {
         snap.unfwd[i] = lost;
       });
       this.snapshots.set(key, snap);
-      const m = port.macs.get(e.mac);
+      let m = port.macs.get(e.mac);
+      if (!m) {
+        m = this.macTrack(port, e.mac, e.firstNs, e.vlan);
+        if (m) this.firstFromMap(port, m, e);
+      }
       if (m) this.absorb(m, e);
     }
     for (const key of this.snapshots.keys()) if (!seen.has(key)) this.snapshots.delete(key); // LRU-evicted
@@ -197,11 +211,10 @@ export class Tracker {
       for (const m of port.macs.values()) {
         if (m.silentCounted) continue;
         const silent = isSilent({
-          live: port.live && port.guest,
+          live: port.live,
           forwardingSinceNs: port.forwardingSinceNs,
           nowNs: now,
           silentAfterNs: this.silentAfterNs,
-          frames: 1,
           announcements: m.announcements,
         });
         if (!silent) continue;
@@ -237,18 +250,9 @@ export class Tracker {
     return n;
   }
 
-  /** Ports (ifindex) where this MAC has been seen. */
-  portsWithMac(mac: string): number[] {
-    return [...this.ports.values()].filter((p) => p.macs.has(mac)).map((p) => p.ifindex);
-  }
-
   portInfo(ifindex: number): { name: string; bridge: string; guest: boolean; state: PortState; macs: string[] } | undefined {
     const p = this.ports.get(ifindex);
     return p && { name: p.name, bridge: p.bridge, guest: p.guest, state: p.state, macs: [...p.macs.keys()] };
-  }
-
-  macVerdict(ifindex: number, mac: string): Verdict | undefined {
-    return this.ports.get(ifindex)?.macs.get(mac)?.verdict;
   }
 
   portViews(): PortView[] {
@@ -260,10 +264,20 @@ export class Tracker {
     return undefined;
   }
 
-  /** Facts after cursor `since`, oldest first; `next` is the cursor to pass next time. */
+  /**
+   * Up to `limit` facts after cursor `since`, oldest first; `next` is the cursor to pass next
+   * time (`since` itself when there is nothing new). A cursor older than the oldest fact kept
+   * resumes at that fact (`dropped` says how many the bounded log lost). Cursors are sequence
+   * numbers that restart at 1 with the process: a cursor past the newest fact comes from an
+   * earlier run, so the page starts at the oldest fact kept and `next` is a cursor of this run.
+   * (A stale cursor that this run has already passed cannot be told apart: facts up to it are
+   * skipped.)
+   */
   events(since: number, limit: number): { events: FactView[]; next: number; dropped: number } {
-    const out = this.log.filter((f) => f.seq > since).slice(0, limit);
-    return { events: out.map((f) => factView(f, this.clock)), next: out.length ? out[out.length - 1].seq : Math.max(since, 0), dropped: this.log.dropped };
+    const from = since > this.seq ? 0 : Math.max(since, 0);
+    const start = this.log.partitionPoint((f) => f.seq > from); // facts are in seq order
+    const out = this.log.slice(start, start + Math.max(limit, 0));
+    return { events: out.map((f) => factView(f, this.clock)), next: out.length ? out[out.length - 1].seq : from, dropped: this.log.dropped };
   }
 
   // ---- internals ----
@@ -279,6 +293,12 @@ export class Tracker {
       return;
     }
     port.forwardingSinceNs = tsNs;
+    // first frames forwarded before this transition was applied (see judgeFirst)
+    for (const m of port.macs.values()) {
+      if (m.onTimeNs === undefined) continue;
+      this.onTime(port, m, m.onTimeNs - tsNs);
+      m.onTimeNs = undefined;
+    }
     this.reconcile(port, entries);
     // late: frames this cycle that the port could not forward
     let delay: number | undefined; // of the earliest such frame
@@ -310,7 +330,7 @@ export class Tracker {
     m.attachDelaySec = Number(atNs - sinceNs) / 1e9;
     m.lateAtNs = atNs;
     this.verdict(port, m, 'late', atNs);
-    if (port.guest) this.sink?.macLate?.(port.ifindex, m.mac, atNs);
+    this.sink?.macLate?.(port.ifindex, m.mac, atNs);
     return m.attachDelaySec;
   }
 
@@ -318,11 +338,12 @@ export class Tracker {
   private lateAttach(port: PortTrack, atNs: bigint, delaySec: number): void {
     if (port.lateAtNs === atNs) return;
     port.lateAtNs = atNs;
-    if (port.guest) this.sink?.lateAttach(port.bridge, delaySec); // the metric is about guests
+    this.sink?.lateAttach(port.bridge, delaySec); // a guest port: only those have MACs to judge
   }
 
   /** Bring in what the kernel map knows that events did not tell (rate limits, drops). */
   private reconcile(port: PortTrack, entries: MacEntry[]): void {
+    if (!port.guest) return;
     for (const e of entries) {
       if (e.ifindex !== port.ifindex) continue;
       const known = port.macs.has(e.mac);
@@ -335,6 +356,22 @@ export class Tracker {
     }
   }
 
+  /**
+   * A MAC first known from a map read (its first-frame event was lost to a rate limit or a full
+   * ring): judged as its first frame would have been. Forwarded (the kernel's first forwarded
+   * frame is its first frame): on time. Otherwise its first and latest unforwarded frames are
+   * taken like unforwarded events read now: judged late at the next forwarding transition, or
+   * at once if they precede the forwarding transition the tracker has already applied.
+   */
+  private firstFromMap(port: PortTrack, m: MacTrack, e: MacEntry): void {
+    if (e.firstFwdNs !== 0n && e.firstFwdNs === e.firstNs) {
+      this.judgeFirst(port, m, true, e.firstNs);
+      return;
+    }
+    this.unforwarded(port, m, e.firstNs);
+    if (e.lastUnfwdNs > e.firstNs) this.unforwarded(port, m, e.lastUnfwdNs);
+  }
+
   /** Exact kernel counts win over what events suggested. */
   private absorb(m: MacTrack, e: MacEntry): void {
     m.unfwdFrames = e.unfwdFrames;
@@ -345,8 +382,13 @@ export class Tracker {
   private macTrack(port: PortTrack, mac: string, tsNs: bigint, vlan: number): MacTrack | undefined {
     let m = port.macs.get(mac);
     if (m) return m;
+    if (!port.guest) return undefined; // an uplink's MACs are other hosts'
     if (port.macs.size >= this.maxMacs) {
-      this.stats.macsRefused++; // keep the first MACs: a flooding guest cannot push out its own
+      // keep the first MACs: a flooding guest cannot push out its own
+      if (!port.refused.has(mac)) {
+        if (port.refused.size < this.maxMacs) port.refused.add(mac);
+        this.stats.macsRefused++;
+      }
       return undefined;
     }
     m = {
@@ -358,6 +400,7 @@ export class Tracker {
       unfwdFrames: 0,
       unfwdNs: undefined,
       lateAtNs: undefined,
+      onTimeNs: undefined,
       countedNs: 0n,
       attachDelaySec: null,
       firstFrameDelaySec: null,
@@ -368,14 +411,32 @@ export class Tracker {
     return m;
   }
 
+  /**
+   * Judge a MAC by its first frame. On time: its first-frame delay (port forwarding to first
+   * frame) is observed for a port seen coming up; a port found at start has no known
+   * transition. The kernel flags each frame with its port state at that instant, and netlink
+   * reports a transition only after the kernel made it (the daemon even applies the ring's
+   * events before each netlink fact): a forwarded first frame often comes while the tracker
+   * still has the port not forwarding. It is remembered and observed when the forwarding state
+   * is applied, as max(0, frame - transition); a forwarded first frame of this cycle stamped
+   * before the transition the tracker applied is likewise a delay of 0.
+   */
   private judgeFirst(port: PortTrack, m: MacTrack, forwarding: boolean, tsNs: bigint): void {
     const v = firstFrameVerdict(forwarding);
-    if (v === 'on_time' && port.live && port.forwardingSinceNs !== undefined && tsNs >= port.forwardingSinceNs) {
-      m.firstFrameDelaySec = Number(tsNs - port.forwardingSinceNs) / 1e9;
-      this.sink?.onTime(port.bridge, m.firstFrameDelaySec);
+    if (v !== 'on_time') {
+      m.unfwdNs ??= tsNs; // judged late when the port reaches forwarding
+      return;
     }
-    if (v === 'on_time') this.verdict(port, m, v, tsNs);
-    else m.unfwdNs ??= tsNs; // judged late when the port reaches forwarding
+    this.verdict(port, m, v, tsNs);
+    if (!port.live || tsNs < port.cycleStartNs) return; // found at start, or an older forwarding period
+    if (port.forwardingSinceNs === undefined) m.onTimeNs = tsNs;
+    else this.onTime(port, m, tsNs - port.forwardingSinceNs);
+  }
+
+  /** Observe a first-frame delay, negative (frame before the transition netlink told) as 0. */
+  private onTime(port: PortTrack, m: MacTrack, delayNs: bigint): void {
+    m.firstFrameDelaySec = Number(delayNs > 0n ? delayNs : 0n) / 1e9;
+    this.sink?.onTime(port.bridge, m.firstFrameDelaySec);
   }
 
   private verdict(port: PortTrack, m: MacTrack, v: Verdict, tsNs: bigint): void {

@@ -17,16 +17,16 @@ export const firstFrameVerdict = (forwarding: boolean): Verdict => (forwarding ?
 
 /**
  * Silent: the port was seen coming up live (not found at start), has been forwarding for
- * `silentAfterNs`, the guest talks, and it never announced itself.
+ * `silentAfterNs`, and a guest MAC that talks on it (it is tracked because it sent frames)
+ * never announced itself.
  */
 export function isSilent(o: {
   live: boolean;
   forwardingSinceNs: bigint | undefined;
   nowNs: bigint;
   silentAfterNs: bigint;
-  frames: number;
   announcements: number;
 }): boolean {
   if (!o.live || o.forwardingSinceNs === undefined) return false;
-  return o.frames > 0 && o.announcements === 0 && o.nowNs - o.forwardingSinceNs >= o.silentAfterNs;
+  return o.announcements === 0 && o.nowNs - o.forwardingSinceNs >= o.silentAfterNs;
 }

@@ -32,13 +32,12 @@ describe('firstFrameVerdict', () => {
 
 describe('isSilent', () => {
   const s = 1_000_000_000n; // 1 s in ns
-  const base = { live: true, forwardingSinceNs: 10n * s, nowNs: 20n * s, silentAfterNs: 10n * s, frames: 3, announcements: 0 };
+  const base = { live: true, forwardingSinceNs: 10n * s, nowNs: 20n * s, silentAfterNs: 10n * s, announcements: 0 };
   const cases: Array<[string, Partial<typeof base> & { forwardingSinceNs?: bigint | undefined }, boolean]> = [
-    ['forwarding exactly silentAfter, frames, no announcement', {}, true],
+    ['forwarding exactly silentAfter, no announcement', {}, true],
     ['one ns short of silentAfter', { nowNs: 20n * s - 1n }, false],
     ['well past silentAfter', { nowNs: 100n * s }, true],
     ['announced', { announcements: 1 }, false],
-    ['no frames', { frames: 0 }, false],
     ['not live (found at start)', { live: false }, false],
     ['not forwarding', { forwardingSinceNs: undefined }, false],
   ];
