@@ -386,6 +386,7 @@ export class Daemon {
         const s = this.bpf.stats();
         return s.drop_rate_mac + s.drop_rate_all + s.drop_ringbuf;
       },
+      netlink: () => ({ resyncs: this.watcher.stats.resyncs, badMessages: this.watcher.stats.badMessages }),
       bpfUnrecorded: () => {
         const s = this.bpf?.stats();
         return { bad_source: s?.bad_source ?? 0, port_full: s?.port_full ?? 0, insert_fail: s?.insert_fail ?? 0 };

@@ -39,6 +39,8 @@ export interface MetricsSource {
   bpfEventsDropped(): number;
   /** frames whose MAC the capture did not record, by reason (kernel counters, monotonic) */
   bpfUnrecorded?(): Record<(typeof UNRECORDED_REASONS)[number], number>;
+  /** rtnetlink health (monotonic) */
+  netlink?(): { resyncs: number; badMessages: number };
   ready(): boolean;
   refused(): { ports: number; macs: number; timeline: number };
 }
@@ -58,7 +60,7 @@ export class Metrics implements TrackerSink {
   private readonly src: MetricsSource;
   private bridgesKnown = new Set<string>();
   private lastDropped = 0;
-  private readonly lastUnrecorded: Record<string, number> = {};
+  private readonly lastUnrecorded: Record<string, number> = {}; // last source values, by name
   private readonly c;
 
   constructor(registry: Registry, src: MetricsSource, build: BuildInfo, announceMode: AnnounceMode = 'off') {
@@ -118,6 +120,8 @@ export class Metrics implements TrackerSink {
       announceMode: gauge('announce_mode', '1 for the configured announce mode (on, dry-run, off).', ['mode'] as const),
       scrape: gauge('scrape_duration_seconds', 'Time spent collecting metrics in the previous scrape.', [] as const),
       eventsDropped: counter('bpf_events_dropped_total', 'Kernel events dropped by rate limits or a full ring buffer.', [] as const),
+      resyncs: counter('netlink_resyncs_total', 'Full re-reads of the links after the rtnetlink socket overflowed.', [] as const),
+      badNetlink: counter('netlink_bad_messages_total', 'Malformed or unexpected rtnetlink messages, skipped.', [] as const),
       unrecorded: counter('bpf_frames_unrecorded_total', 'Frames whose source MAC was not recorded: group/zero MAC, port at --max-macs-per-port, map insert failure.', ['reason'] as const),
       attachErrors: counter('attach_errors_total', 'Failures to attach the TC program to a port.', ['reason'] as const),
       joins: counter('port_joins_total', 'Ports that joined the bridge.', ['bridge'] as const),
@@ -151,6 +155,11 @@ export class Metrics implements TrackerSink {
     const dropped = this.src.bpfEventsDropped();
     if (dropped > this.lastDropped) this.c.eventsDropped.inc(dropped - this.lastDropped);
     this.lastDropped = Math.max(this.lastDropped, dropped);
+    const nl = this.src.netlink?.();
+    if (nl) {
+      this.grow(this.c.resyncs, 'resyncs', nl.resyncs);
+      this.grow(this.c.badNetlink, 'badMessages', nl.badMessages);
+    }
     const unrecorded = this.src.bpfUnrecorded?.();
     for (const reason of UNRECORDED_REASONS) {
       const v = unrecorded?.[reason] ?? 0;
@@ -158,6 +167,13 @@ export class Metrics implements TrackerSink {
       if (v > last) this.c.unrecorded.inc({ reason }, v - last);
       this.lastUnrecorded[reason] = Math.max(last, v);
     }
+  }
+
+  /** Follow a monotonic source count with a counter. */
+  private grow(c: Counter<string>, key: string, v: number): void {
+    const last = this.lastUnrecorded[key] ?? 0;
+    if (v > last) c.inc(v - last);
+    this.lastUnrecorded[key] = Math.max(last, v);
   }
 
   /** The exposition text; records how long it took for the next scrape. */

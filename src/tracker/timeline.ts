@@ -209,6 +209,10 @@ export class Tracker {
     const now = this.clock.monoNs();
     for (const port of this.ports.values()) {
       for (const m of port.macs.values()) {
+        // a port that never comes to forward (failed hotplug): its guest is late already; the
+        // late_attach count and its delay wait for the join, which may never come
+        if (m.verdict === 'pending' && port.forwardingSinceNs === undefined && m.unfwdNs !== undefined && now - m.unfwdNs >= this.silentAfterNs)
+          this.verdict(port, m, 'late', now);
         if (m.silentCounted) continue;
         const silent = isSilent({
           live: port.live,

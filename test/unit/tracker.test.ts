@@ -529,7 +529,8 @@ describe('silent guests', () => {
     clock.at(100_000);
     t.tick();
     expect(sink.take()).toEqual(want ? [['silent', 'br0']] : []);
-    expect(verdictOf(t)).toBe(want ? 'silent' : first);
+    // a port that never forwards: its guest's frames died there, so late once --silent-after passed
+    expect(verdictOf(t)).toBe(want ? 'silent' : c.up === 'never' ? 'late' : first);
     if (want) {
       const facts = t.portView('tap0')!.timeline.filter((f) => f.type === 'verdict').map(brief);
       expect(facts).toEqual([
@@ -1240,5 +1241,27 @@ describe('Ring', () => {
       });
     expect([0, 500, 501, 1000, 1499, 1500, 2000].map(at)).toEqual([0, 0, 1, 500, 999, 1000, 1000]);
     expect(calls).toBeLessThanOrEqual(7 * 11);
+  });
+});
+
+describe('a guest whose port never comes to forward', () => {
+  it('is late in the API after --silent-after, without a late_attach count until it joins', async () => {
+    const { Tracker } = await import('../../src/tracker/timeline.js');
+    let now = 1_000_000_000n;
+    const calls: unknown[][] = [];
+    const sink = new Proxy({}, { get: (_t, name) => (...a: unknown[]) => calls.push([name, ...a]) }) as never;
+    const t = new Tracker({ clock: { monoNs: () => now, wallMs: () => Number(now / 1_000_000n) }, sink, silentAfterMs: 2000 });
+    t.portAppeared({ ifindex: 5, name: 'tap5', kind: 'tun', guest: true, bridge: '', state: 'none', carrier: true, tsNs: now, initial: false });
+    t.frame({ tsNs: now + 1000n, ifindex: 5, mac: '52:54:00:00:00:05', kind: 'rarp', first: true, forwarding: false, bridgePort: false, vlan: 0, portState: 0xff, len: 60 });
+    now += 1_000_000_000n;
+    t.tick();
+    expect(t.portView('tap5')!.macs[0].verdict).toBe('pending');
+    now += 1_500_000_000n;
+    t.tick();
+    expect(t.portView('tap5')!.macs[0].verdict).toBe('late');
+    expect(calls.filter((c) => c[0] === 'lateAttach')).toEqual([]);
+    t.portJoined(5, 'br0', now);
+    t.portState(5, 'forwarding', now + 1n);
+    expect(calls.filter((c) => c[0] === 'lateAttach')).toEqual([['lateAttach', 'br0', expect.closeTo(2.5, 3)]]);
   });
 });
