@@ -28,7 +28,9 @@ enum netdev_priv_flags___bw {
 	IFF_BRIDGE_PORT___bw = 512,
 };
 
+#ifndef BW_STATE_FROM_MAP
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#endif
 
 #define BR_STATE_FORWARDING 3
 #define ETH_P_RARP_ 0x8035
@@ -110,6 +112,27 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1; /* per-CPU: no atomics needed */
 }
 
+#ifdef BW_STATE_FROM_MAP
+/*
+ * Kernels before 6.3 have no bpf_cast_to_kern_ctx, so the program cannot read skb->dev: this
+ * build takes each port's state from a map user space keeps from rtnetlink. Less exact (netlink
+ * lags the kernel by a little), still exact timestamps and classification.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} bw_port_state SEC(".maps");
+
+static __always_inline __u8 port_state(struct __sk_buff *ctx)
+{
+	__u32 ifindex = ctx->ifindex;
+	__u8 *st = bpf_map_lookup_elem(&bw_port_state, &ifindex);
+
+	return st ? *st : BW_STATE_NOT_BRIDGE_PORT;
+}
+#else
 /* port state at this instant: BR_STATE_* for a bridge port, else BW_STATE_NOT_BRIDGE_PORT */
 static __always_inline __u8 port_state(struct __sk_buff *ctx)
 {
@@ -132,6 +155,7 @@ static __always_inline __u8 port_state(struct __sk_buff *ctx)
 	/* no bridge BTF: an attached bridge rx_handler is the best we know */
 	return BR_STATE_FORWARDING;
 }
+#endif
 
 static __always_inline int is_garp(void *data, void *data_end, __u32 off)
 {

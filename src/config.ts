@@ -29,6 +29,7 @@ export interface Config {
   logLevel: string;
   attach: 'auto' | 'tcx' | 'tc';
   capture: 'auto' | 'ebpf' | 'pcap';
+  bpfPortState: 'auto' | 'kernel' | 'netlink';
   announce: 'on' | 'dry-run' | 'off';
   announceInitial: number;
   announceMax: number;
@@ -61,6 +62,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', kind: 'enum', default: 'info', allowed: LOG_LEVELS, help: 'JSON log level' },
   { key: 'attach', flag: 'attach', kind: 'enum', default: 'auto', allowed: ['auto', 'tcx', 'tc'], help: 'TC attach: tcx links (kernel 6.6+), clsact filters, or auto' },
   { key: 'capture', flag: 'capture', kind: 'enum', default: 'auto', allowed: ['auto', 'ebpf', 'pcap'], help: 'observe frames with eBPF (exact), libpcap (fallback: forwarding state from netlink), or eBPF falling back to libpcap' },
+  { key: 'bpfPortState', flag: 'bpf-port-state', kind: 'enum', default: 'auto', allowed: ['auto', 'kernel', 'netlink'], help: 'how the program knows a port forwards: read in the kernel (Linux 6.3+), from a map kept from rtnetlink, or kernel falling back to netlink' },
   { key: 'announce', flag: 'announce', kind: 'enum', default: 'on', allowed: ['on', 'dry-run', 'off'], help: 'send RARP on the guest\'s behalf when its port joined late' },
   { key: 'announceInitial', flag: 'announce-initial', kind: 'int', default: 50, min: 1, max: 100_000, help: 'QEMU announce-initial: first delay between rounds, ms' },
   { key: 'announceMax', flag: 'announce-max', kind: 'int', default: 550, min: 1, max: 100_000, help: 'QEMU announce-max: longest delay between rounds, ms' },

@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { EbpfBackend, type ObserveBackend } from './backend.js';
-import { macFromString, type MacEntry } from './bpf/abi.js';
+import { BR_STATES, macFromString, type MacEntry } from './bpf/abi.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
 import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
@@ -144,8 +144,16 @@ export class Daemon {
     const c = this.cfg;
     if (c.capture !== 'pcap') {
       try {
-        const bpf = new EbpfBackend({ maxMacs: c.bpfMaxMacs, mode: c.attach, stateDir: c.stateDir, tunables: { macsPerPort: c.maxMacsPerPort } });
-        this.log.info({ attach: bpf.attachMode, maxMacs: bpf.maxMacs }, 'bpf loaded');
+        const bpf = new EbpfBackend({
+          maxMacs: c.bpfMaxMacs,
+          mode: c.attach,
+          stateDir: c.stateDir,
+          portState: c.bpfPortState,
+          tunables: { macsPerPort: c.maxMacsPerPort },
+        });
+        this.log.info({ attach: bpf.attachMode, portState: bpf.bpf.portState, maxMacs: bpf.maxMacs }, 'bpf loaded');
+        if (bpf.bpf.fallbackReason)
+          this.log.warn({ reason: bpf.bpf.fallbackReason }, 'port states come from rtnetlink (kernel before 6.3?): forwarding is judged a little less exactly');
         return bpf;
       } catch (e) {
         this.bpfError = (e as Error).message;
@@ -236,6 +244,8 @@ export class Daemon {
   private applyPort(ev: PortEvent): void {
     // kernel events that happened before this netlink fact are applied first
     this.bpf?.poll();
+    const gone = ev.type === 'deleted' || ev.type === 'unwatched';
+    this.bpf?.setPortState(ev.ifindex, gone || !ev.link.bridged || !ev.link.state ? null : BR_STATES.indexOf(ev.link.state));
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {

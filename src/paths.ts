@@ -17,3 +17,5 @@ function findRoot(): string {
 export const PACKAGE_ROOT = findRoot();
 export const VERSION: string = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
 export const BPF_OBJECT = process.env.BRIDGEWATCH_BPF_OBJECT ?? join(PACKAGE_ROOT, 'dist/bpf/bridgewatch.bpf.o');
+/** the build for kernels before 6.3: port states from a map kept by user space */
+export const BPF_OBJECT_STATEMAP = join(PACKAGE_ROOT, 'dist/bpf/bridgewatch-statemap.bpf.o');

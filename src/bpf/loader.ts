@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import koffi from 'koffi';
 import { BridgewatchError, errnoError } from '../errors.js';
-import { BPF_OBJECT } from '../paths.js';
+import { BPF_OBJECT, BPF_OBJECT_STATEMAP } from '../paths.js';
 import { c, errno as lastErrno, strerror } from '../sys/libc.js';
 import {
   BPF_TC_F_REPLACE,
@@ -66,6 +66,9 @@ export interface LoadOptions {
   mode?: AttachMode;
   /** where tc-mode remembers which clsact hooks it created (survives a crash) */
   stateDir?: string;
+  /** 'kernel' needs Linux 6.3+; 'netlink' takes port states from user space; 'auto' tries both */
+  portState?: 'auto' | 'kernel' | 'netlink';
+  statemapPath?: string;
 }
 
 export interface Attachment {
@@ -91,6 +94,10 @@ export class BpfCollection {
   readonly mode: 'tcx' | 'tc';
   readonly maps: { macs: number; events: number; stats: number; portCount: number };
   readonly maxMacs: number;
+  /** where the program learns "forwarding at this instant": skb->dev, or a map from rtnetlink */
+  readonly portState: 'kernel' | 'netlink';
+  /** why 'netlink' was chosen under portState 'auto' */
+  fallbackReason = '';
   private obj: unknown;
   private readonly progFd: number;
   private readonly live = new Map<number, Live>();
@@ -98,10 +105,11 @@ export class BpfCollection {
   private readonly ownedHooks: Set<number>;
   private readonly ncpu: number;
 
-  private constructor(obj: unknown, mode: 'tcx' | 'tc', stateDir: string) {
+  private constructor(obj: unknown, mode: 'tcx' | 'tc', stateDir: string, portState: 'kernel' | 'netlink') {
     const l = libbpf();
     this.obj = obj;
     this.mode = mode;
+    this.portState = portState;
     this.progFd = check(`find program ${PROG_NAME}`, l.prog_fd(l.find_prog(obj, PROG_NAME)) as number);
     const mapFd = (name: string) => {
       const m = l.find_map(obj, name);
@@ -116,8 +124,29 @@ export class BpfCollection {
   }
 
   /** Open, tune, load and verify the object. Throws ENOTSUP when BPF is unavailable. */
+  /**
+   * Load the object whose program reads each port's state in the kernel (6.3+); with
+   * portState 'auto', fall back to the build that reads it from a map kept from rtnetlink.
+   */
   static load(opts: LoadOptions = {}): BpfCollection {
-    const path = opts.objectPath ?? BPF_OBJECT;
+    const want = opts.portState ?? 'auto';
+    if (want === 'netlink') return BpfCollection.loadOne(opts.statemapPath ?? BPF_OBJECT_STATEMAP, opts, 'netlink');
+    try {
+      return BpfCollection.loadOne(opts.objectPath ?? BPF_OBJECT, opts, 'kernel');
+    } catch (e) {
+      // an explicit object without its twin, or a contract drift: no fallback would be right
+      if (want !== 'auto' || !(e instanceof BridgewatchError) || e.code === 'ELAYOUT' || (opts.objectPath && !opts.statemapPath)) throw e;
+      try {
+        const c = BpfCollection.loadOne(opts.statemapPath ?? BPF_OBJECT_STATEMAP, opts, 'netlink');
+        c.fallbackReason = e.message;
+        return c;
+      } catch {
+        throw e; // the first failure explains more
+      }
+    }
+  }
+
+  private static loadOne(path: string, opts: LoadOptions, portState: 'kernel' | 'netlink'): BpfCollection {
     if (!existsSync(path)) throw new BridgewatchError('ENOTSUP', `open bpf object ${path}: no such file (run npm run build:bpf)`);
     let l;
     try {
@@ -143,7 +172,7 @@ export class BpfCollection {
         throw new BridgewatchError(code, `load bpf object ${path}: ${strerror(-rc)}`, -rc);
       }
       const mode = opts.mode === 'tc' ? 'tc' : opts.mode === 'tcx' ? 'tcx' : probeTcx();
-      return new BpfCollection(obj, mode, opts.stateDir ?? '/run/bridgewatch');
+      return new BpfCollection(obj, mode, opts.stateDir ?? '/run/bridgewatch', portState);
     } catch (e) {
       l.object_close(obj);
       throw e;
@@ -352,6 +381,23 @@ export class BpfCollection {
     } catch (e) {
       throw sys(`test run ${PROG_NAME} on ${frame.length}-byte frame`, (e as { errno: number }).errno ?? 22);
     }
+  }
+
+  /**
+   * Tell the 'netlink' build a port's bridge state (BR_STATE_*), or null for no bridge port.
+   * A no-op for the kernel build, which reads the state itself.
+   */
+  setPortState(ifindex: number, state: number | null): void {
+    if (this.portState !== 'netlink' || !this.obj) return;
+    const l = libbpf();
+    const fd = l.map_fd(l.find_map(this.obj, 'bw_port_state')) as number;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(ifindex);
+    if (state === null) {
+      l.map_delete_elem(fd, key);
+      return;
+    }
+    check(`set state of port ifindex ${ifindex}`, l.map_update_elem(fd, key, Buffer.from([state]), 0n) as number);
   }
 
   /** Detach everything and unload. Idempotent. */

@@ -141,6 +141,10 @@ export class PcapBackend implements ObserveBackend {
     return this.table.get(ifindex, mac);
   }
 
+  setPortState(): void {
+    // nothing to do: states come from the portState callback, with their history
+  }
+
   syncPortCounts(): void {
     // nothing to do: the user-space table drops evicted entries from its per-port count
   }

@@ -1,6 +1,8 @@
-// `bridgewatch run --capture pcap` end to end: the built daemon as a child process in a namespace
-// of our own (ip netns exec), a real bridge and a tap held open through /dev/net/tun, a guest
-// that announces before its tap joins; read back through /metrics and /api/v1 only.
+// The two fallbacks for hosts without the full eBPF path, end to end: `--capture pcap` (no eBPF)
+// and `--bpf-port-state netlink` (eBPF on kernels before 6.3: port states from rtnetlink). The
+// built daemon as a child process in a namespace of our own (ip netns exec), a real bridge and a
+// tap held open through /dev/net/tun, a guest that announces before its tap joins; read back
+// through /metrics and /api/v1 only.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PortView } from '../../src/tracker/types.js';
@@ -29,24 +31,31 @@ afterAll(async () => {
   cleanupAll();
 });
 
-describe.skipIf(!!skip)('bridgewatch run --capture pcap', () => {
+const MODES = [
+  { name: '--capture pcap', args: ['--capture', 'pcap'], mode: 'pcap', port: 9731, log: 'capturing with libpcap', sockets: 1 },
+  { name: '--bpf-port-state netlink', args: ['--bpf-port-state', 'netlink'], mode: 'ebpf', port: 9732, log: 'bpf loaded', sockets: 0 },
+] as const;
+
+describe.skipIf(!!skip).each(MODES)('bridgewatch run $name', (mode) => {
   let ns: TestNetns;
   let d: DaemonProcess;
 
   beforeAll(async () => {
-    ns = new TestNetns('pcap-e2e');
+    ns = new TestNetns('fallback-e2e');
     execFileSync('ip', ['netns', 'exec', ns.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
     ns.ip('link', 'set', 'br0', 'up');
-    d = await DaemonProcess.start(ns, ['--capture', 'pcap', '--state-dir', tempStateDir()], { port: 9731 });
+    d = await DaemonProcess.start(ns, [...mode.args, '--state-dir', tempStateDir()], { port: mode.port });
   }, 30_000);
 
-  it('reports mode pcap in build_info and is ready', async () => {
+  it('reports its mode in build_info and the log, and is ready', async () => {
     const m = await d.metrics();
-    expect(seriesOf(m, 'bridgewatch_build_info').map((s) => [s.labels.mode, s.value])).toEqual([['pcap', 1]]);
+    expect(seriesOf(m, 'bridgewatch_build_info').map((s) => [s.labels.mode, s.value])).toEqual([[mode.mode, 1]]);
     expect(sampleValue(m, 'bridgewatch_ready')).toBe(1);
     expect((await d.get('/readyz')).status).toBe(200);
-    expect(d.logs().some((l) => l.level === 40 && String(l.msg).startsWith('capturing with libpcap'))).toBe(true);
+    const line = d.logs().find((l) => String(l.msg).startsWith(mode.log));
+    expect(line).toBeDefined();
+    if (mode.mode === 'ebpf') expect(line).toMatchObject({ portState: 'netlink' });
   });
 
   it('judges a guest that announced before its tap joined the bridge late', async () => {
@@ -54,7 +63,7 @@ describe.skipIf(!!skip)('bridgewatch run --capture pcap', () => {
     guest = new Guest(ns, 'tap0', mac(GUEST));
     const g = guest;
     await until('tap0 watched with carrier', () => d.get('/api/v1/ports/tap0'), (r) => r.status === 200 && (r.json as PortView).carrier);
-    expect(captures(ns)).toBe(1);
+    expect(captures(ns)).toBe(mode.sockets);
 
     g.announce(2);
     g.send(ipv4Frame(mac(GUEST)));
@@ -86,7 +95,7 @@ describe.skipIf(!!skip)('bridgewatch run --capture pcap', () => {
   });
 
   it('closes its captures and exits 0 on SIGTERM', async () => {
-    expect(captures(ns)).toBe(1);
+    expect(captures(ns)).toBe(mode.sockets);
     const exit = await d.stop('SIGTERM');
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect(captures(ns)).toBe(0);
