@@ -53,22 +53,13 @@ export async function qemuScenario(o: ScenarioOptions): Promise<ScenarioResult &
     const tick = () => p.status(`${tag} +${((now() - tPlug) / 1000).toFixed(1)} s after the join · switch → ${stage.fdb.current() ?? 'no port'}`);
     await until(() => learned() !== undefined, o.capMs, signal, tick);
     p.clear();
-    const at = learned();
     const tJoin = stage.joinedAt(tPlug);
     // bridgewatch's own schedule runs on (as QEMU's would): read its count once it is over
     if (stage.daemon) await pause(announceOffsets(ANNOUNCE_DEFAULTS).at(-1)! + 500 - (now() - tPlug), signal);
-    const view = stage.daemon ? await stage.daemon.macView(GUEST_TAP, GUEST_MAC) : null;
+    const base = await stage.result(tResume, tJoin, null); // QEMU's own RARPs: the daemon counts them
     ok = true;
     return {
-      name: stage.label,
-      bridgewatch: o.bridgewatch,
-      joinAfterResumeMs: tJoin - tResume,
-      switchLearnedAfterJoinMs: at === undefined ? null : at - tJoin,
-      watchedAfterJoinMs: now() - tJoin,
-      guestRarpSent: null, // QEMU's own; the daemon's API counts what reached the tap
-      framesBeforeForwarding: view?.framesBeforeForwarding ?? null,
-      verdict: stage.daemon ? (view?.verdict ?? 'none') : null,
-      rarpSent: stage.daemon ? (view?.rarpSent ?? 0) : null,
+      ...base,
       qemuVersion: source.version,
     };
   } finally {

@@ -105,19 +105,10 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
 
     const tJoin = stage.joinedAt(tPlug);
     const sum = pinger.summary();
-    const learned = stage.fdb.learnedOn(SWITCH_PORT.b, tResume);
-    const view = stage.daemon ? await stage.daemon.macView(GUEST_TAP, GUEST_MAC) : null;
+    const base = await stage.result(tResume, tJoin, guest.stats.rarpSent);
     ok = true;
     return {
-      name: stage.label,
-      bridgewatch: o.bridgewatch,
-      joinAfterResumeMs: tJoin - tResume,
-      switchLearnedAfterJoinMs: learned === undefined ? null : learned - tJoin,
-      watchedAfterJoinMs: now() - tJoin,
-      guestRarpSent: guest.stats.rarpSent,
-      framesBeforeForwarding: view?.framesBeforeForwarding ?? null,
-      verdict: stage.daemon ? (view?.verdict ?? 'none') : null,
-      rarpSent: stage.daemon ? (view?.rarpSent ?? 0) : null,
+      ...base,
       pingsSent: sum.sent,
       pingsLost: sum.lost,
       pingsLostAfterJoin: pinger.lostBetween(tJoin),

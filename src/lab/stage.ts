@@ -4,7 +4,9 @@ import { BridgewatchError } from '../errors.js';
 import { LabDaemon } from './daemon.js';
 import { FdbWatch, PortWatch } from './monitor.js';
 import type { Progress } from './progress.js';
-import { buildTopology, destroyTopology, GUEST_MAC, GUEST_TAP, NS } from './topology.js';
+import type { ScenarioResult } from './report.js';
+import { buildTopology, destroyTopology, GUEST_MAC, GUEST_TAP, NS, SWITCH_PORT } from './topology.js';
+import { now } from './wait.js';
 
 export interface ScenarioOptions {
   bridgewatch: boolean;
@@ -27,6 +29,23 @@ export class Stage {
   private readonly undo: { fn: () => unknown; keepable: boolean }[] = [];
 
   constructor(readonly o: ScenarioOptions) {}
+
+  /** The fields both scenarios report: join and switch timing, and bridgewatch's view of the guest. */
+  async result(tResume: number, tJoin: number, guestRarpSent: number | null): Promise<ScenarioResult> {
+    const learned = this.fdb.learnedOn(SWITCH_PORT.b, tResume);
+    const view = this.daemon ? await this.daemon.macView(GUEST_TAP, GUEST_MAC) : null;
+    return {
+      name: this.label,
+      bridgewatch: this.o.bridgewatch,
+      joinAfterResumeMs: tJoin - tResume,
+      switchLearnedAfterJoinMs: learned === undefined ? null : learned - tJoin,
+      watchedAfterJoinMs: now() - tJoin,
+      guestRarpSent,
+      framesBeforeForwarding: view?.framesBeforeForwarding ?? null,
+      verdict: this.daemon ? (view?.verdict ?? 'none') : null,
+      rarpSent: this.daemon ? (view?.rarpSent ?? 0) : null,
+    };
+  }
 
   get label(): string {
     return this.o.bridgewatch ? 'with bridgewatch' : 'without bridgewatch';

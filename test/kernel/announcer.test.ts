@@ -13,7 +13,7 @@ import { Announcer, type AnnounceMode, type AnnouncerDeps, type Decision } from 
 import { rarpFrame, withVlanTag } from '../../src/announce/frames.js';
 import { ANNOUNCE_DEFAULTS, announceOffsets, type AnnounceParameters } from '../../src/announce/schedule.js';
 import { parseBridgeVlanJson, readBridgeVlans, type PortVlans } from '../../src/announce/vlans.js';
-import { Metrics, type MetricsSource } from '../../src/metrics/metrics.js';
+import { Metrics } from '../../src/metrics/metrics.js';
 import { enterNetns } from '../../src/sys/netns.js';
 import { PacketSocket } from '../../src/sys/packet.js';
 import { findExecutable } from '../../src/lab/qemu.js';
@@ -24,6 +24,7 @@ import { Guest } from '../helpers/guest.js';
 import { cleanupAll, TestNetns } from '../helpers/netns.js';
 import { sampleValue } from '../helpers/daemon-metrics.js';
 import { vlanFilteringSupported } from '../helpers/watch-env.js';
+import { emptySource } from '../helpers/metrics-source.js';
 
 /** Schedule tolerance at the capture: each frame within ±30 ms of QEMU's offset from the first. */
 const TOLERANCE_MS = 30;
@@ -36,17 +37,7 @@ const skipReason =
       ? `${missingTools.join(' and ')} not found in PATH (scripts/setup.sh installs them)`
       : '';
 
-const noSource: MetricsSource = {
-  refresh: () => undefined,
-  ports: () => [],
-  bridges: () => [],
-  macCount: () => 0,
-  maps: () => [],
-  programsAttached: () => 0,
-  bpfEventsDropped: () => 0,
-  ready: () => true,
-  refused: () => ({ ports: 0, macs: 0, timeline: 0 }),
-};
+const noSource = emptySource;
 
 let ns: TestNetns;
 let sock: PacketSocket;

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { OPTIONS, optionNames } from '../../src/config.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
+import { emptySource } from '../helpers/metrics-source.js';
 
 const readme = readFileSync(join(PACKAGE_ROOT, 'README.md'), 'utf8');
 const rows = readme.split('\n').filter((l) => l.startsWith('| `--'));
@@ -29,17 +30,7 @@ describe('README configuration table', () => {
 describe('README metrics table', () => {
   it('names every metric the daemon registers', () => {
     const reg = new Registry();
-    new Metrics(reg, {
-      refresh: () => undefined,
-      ports: () => [],
-      bridges: () => [],
-      macCount: () => 0,
-      maps: () => [],
-      programsAttached: () => 0,
-      bpfEventsDropped: () => 0,
-      ready: () => true,
-      refused: () => ({ ports: 0, macs: 0, timeline: 0 }),
-    }, { version: 't', kernel: 't', mode: 'ebpf' });
+    new Metrics(reg, emptySource, { version: 't', kernel: 't', mode: 'ebpf' });
     const names = reg.getMetricsAsArray().map((m) => m.name.replace(/^bridgewatch_/, ''));
     expect(names.length).toBeGreaterThan(20);
     for (const n of names) expect(readme, `README mentions ${n}`).toContain(`\`${n}\``);
