@@ -51,7 +51,8 @@ export type Decision = { ok: true } | { ok: false; reason: 'off' | 'dry_run' | '
 export class Announcer {
   private readonly d: AnnouncerDeps;
   private readonly lastSchedule = new Map<string, number>(); // mac -> wall ms
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** the rounds still to send, per MAC: one schedule per MAC at a time */
+  private readonly timers = new Map<string, Set<NodeJS.Timeout>>();
   private tokens: number;
   private refillMs: number;
   stopped = false;
@@ -81,19 +82,28 @@ export class Announcer {
     for (const [mac, at] of this.lastSchedule) if (now - at >= this.d.holdoffMs) this.lastSchedule.delete(mac);
     this.lastSchedule.set(t.mac, now);
     this.d.log.info({ ...log, rounds: this.d.params.rounds }, 'announce scheduled');
+    // a new schedule replaces one still running for this MAC, as QEMU's announce-self does
+    const running = this.timers.get(t.mac);
+    if (running) {
+      for (const timer of running) clearTimeout(timer);
+      this.d.log.info(log, 'announce restarted');
+    }
+    const mine = new Set<NodeJS.Timeout>();
+    this.timers.set(t.mac, mine);
     announceOffsets(this.d.params).forEach((offset, round) => {
       const timer = setTimeout(() => {
-        this.timers.delete(timer);
+        mine.delete(timer);
+        if (!mine.size && this.timers.get(t.mac) === mine) this.timers.delete(t.mac);
         void this.round(t, reason, round);
       }, offset);
-      this.timers.add(timer);
+      mine.add(timer);
     });
     return decision;
   }
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const set of this.timers.values()) for (const t of set) clearTimeout(t);
     this.timers.clear();
   }
 

@@ -111,12 +111,7 @@ export class Metrics implements TrackerSink {
         for (const b of src.bridges()) g.set({ bridge: b.name }, b.forwardDelaySec);
       }),
       programs: gauge('bpf_programs_attached', 'TC programs attached by bridgewatch.', [] as const, (g) => g.set(src.programsAttached())),
-      refused: gauge('tracker_refused', 'Ports, MACs and timeline events the tracker refused or dropped to stay bounded.', ['what'] as const, (g) => {
-        const r = src.refused();
-        g.set({ what: 'ports' }, r.ports);
-        g.set({ what: 'macs' }, r.macs);
-        g.set({ what: 'timeline' }, r.timeline);
-      }),
+      refused: counter('tracker_refused_total', 'Ports, MACs and timeline events the tracker refused or dropped to stay bounded.', ['what'] as const),
       announceMode: gauge('announce_mode', '1 for the configured announce mode (on, dry-run, off).', ['mode'] as const),
       scrape: gauge('scrape_duration_seconds', 'Time spent collecting metrics in the previous scrape.', [] as const),
       eventsDropped: counter('bpf_events_dropped_total', 'Kernel events dropped by rate limits or a full ring buffer.', [] as const),
@@ -141,6 +136,7 @@ export class Metrics implements TrackerSink {
     for (const reason of SUPPRESS_REASONS) this.c.suppressed.inc({ reason }, 0);
     for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
     for (const reason of UNRECORDED_REASONS) this.c.unrecorded.inc({ reason }, 0);
+    for (const what of ['ports', 'macs', 'timeline']) this.c.refused.inc({ what }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
   }
 
@@ -155,6 +151,8 @@ export class Metrics implements TrackerSink {
     const dropped = this.src.bpfEventsDropped();
     if (dropped > this.lastDropped) this.c.eventsDropped.inc(dropped - this.lastDropped);
     this.lastDropped = Math.max(this.lastDropped, dropped);
+    const r = this.src.refused();
+    for (const what of ['ports', 'macs', 'timeline'] as const) this.grow(this.c.refused, `refused_${what}`, r[what], { what });
     const nl = this.src.netlink?.();
     if (nl) {
       this.grow(this.c.resyncs, 'resyncs', nl.resyncs);
@@ -170,9 +168,9 @@ export class Metrics implements TrackerSink {
   }
 
   /** Follow a monotonic source count with a counter. */
-  private grow(c: Counter<string>, key: string, v: number): void {
+  private grow(c: Counter<string>, key: string, v: number, labels: Record<string, string> = {}): void {
     const last = this.lastUnrecorded[key] ?? 0;
-    if (v > last) c.inc(v - last);
+    if (v > last) c.inc(labels, v - last);
     this.lastUnrecorded[key] = Math.max(last, v);
   }
 

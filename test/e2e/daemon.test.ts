@@ -328,7 +328,7 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
       entries: v(s, 'bridgewatch_bpf_map_entries', { map: 'bw_port_macs' }),
       portInfo: seriesOf(s, 'bridgewatch_port_info').length,
       watched: seriesOf(s, 'bridgewatch_ports_watched').reduce((n, x) => n + x.value, 0),
-      refused: seriesOf(s, 'bridgewatch_tracker_refused').reduce((n, x) => n + x.value, 0),
+      refused: seriesOf(s, 'bridgewatch_tracker_refused_total').reduce((n, x) => n + x.value, 0),
     });
     const want = gauges(base.s);
     const kernelPrograms = () => devices(ns).reduce((n, dev) => n + programsOn(ns, dev).tcx, 0);

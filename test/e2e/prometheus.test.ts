@@ -318,7 +318,7 @@ describe.skipIf(!!skip)('a real Prometheus scraping bridgewatch through a late a
     expect(await v('count(bridgewatch_announce_suppressed_total)')).toBeGreaterThanOrEqual(8);
     expect(await v('sum(bridgewatch_attach_errors_total)')).toBe(0);
     expect(await v('count(bridgewatch_attach_errors_total)')).toBeGreaterThanOrEqual(4);
-    expect(await v('count(bridgewatch_tracker_refused)')).toBe(3);
+    expect(await v('count(bridgewatch_tracker_refused_total)')).toBe(3);
   });
 
   it('would notice an expression that is broken or draws nothing (the checks are not vacuous)', async () => {

@@ -228,6 +228,17 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
     expect(r.logs.filter((l) => l.msg === 'announce suppressed').map((l) => (l.o as { suppressed: string }).suppressed)).toEqual(['holdoff', 'holdoff']);
   });
 
+  it('one schedule per MAC at a time: a new request replaces the running one (as QEMU announce-self)', async () => {
+    const r = rig({ uplinks: ['up1'], params: { rounds: 2, initial: 100 } });
+    const cap = await capture(['up1']);
+    expect(r.a.announce(target(), 'manual')).toEqual({ ok: true }); // round 1 now, round 2 cancelled
+    await sleep(20);
+    expect(r.a.announce(target(), 'manual')).toEqual({ ok: true }); // rounds at +0 and +100 ms
+    await sleep(300);
+    expect((await cap.stop()).up1).toHaveLength(3);
+    expect(r.logs.filter((l) => l.msg === 'announce restarted')).toHaveLength(1);
+  });
+
   it('holdoff ends: after --announce-holdoff the MAC may be announced again; other MACs are never held', async () => {
     const r = rig({ holdoffMs: 300, uplinks: ['up1'], params: { rounds: 1 } });
     const cap = await capture(['up1']);
