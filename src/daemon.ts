@@ -4,20 +4,19 @@ import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { EbpfBackend, type ObserveBackend } from './backend.js';
-import { BR_STATES, macFromString, type MacEntry } from './bpf/abi.js';
+import { BR_STATES, type MacEntry } from './bpf/abi.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
 import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
 import { Metrics, type MetricsSource } from './metrics/metrics.js';
 import { PortWatcher } from './ports/watcher.js';
-import type { BridgeInfo, PortEvent } from './ports/types.js';
-import { defaultRules, globMatch, validateRules } from './ports/match.js';
-import { Announcer } from './announce/announcer.js';
-import { readBridgeVlans } from './announce/vlans.js';
+import type { PortEvent } from './ports/types.js';
+import { defaultRules, validateRules } from './ports/match.js';
+import { Healer } from './announce/healer.js';
 import { PacketSocket } from './sys/packet.js';
 import { VERSION } from './paths.js';
 import type { Config } from './config.js';
-import type { AnnounceRequest, AnnounceResult, HttpDeps } from './http/server.js';
+import type { HttpDeps } from './http/server.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -42,7 +41,7 @@ export class Daemon {
   readonly tracker: Tracker;
   readonly metrics: Metrics;
   readonly watcher: PortWatcher;
-  readonly announcer: Announcer;
+  readonly healer: Healer;
   bpf: ObserveBackend | undefined;
   private packet: PacketSocket | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -73,7 +72,7 @@ export class Daemon {
         silent: (b) => this.metrics.silent(b),
         framesBeforeForwarding: (b, k, n) => this.metrics.framesBeforeForwarding(b, k, n),
         announcements: (b, k, d, n) => this.metrics.announcements(b, k, d, n),
-        macLate: (ifindex, mac, atNs) => this.reannounce(ifindex, mac, atNs),
+        macLate: (ifindex, mac, atNs) => this.healer.lateMac(ifindex, mac, atNs),
       },
     });
     this.metrics = new Metrics(this.registry, this.metricsSource(), { version: VERSION, kernel: release(), mode: 'ebpf' }, c.announce);
@@ -87,23 +86,15 @@ export class Daemon {
       guests: c.guests,
     });
     this.watcher = new PortWatcher({ rules, clock: () => this.clock.monoNs(), log: this.log });
-    this.announcer = new Announcer({
-      mode: c.announce,
-      params: { initial: c.announceInitial, max: c.announceMax, rounds: c.announceRounds, step: c.announceStep },
-      holdoffMs: c.announceHoldoffMs,
-      ratePerSec: c.announceRatePerSec,
+    this.healer = new Healer({
+      cfg: c,
       clock: this.clock,
-      send: (ifindex, frame) => {
-        if (!this.packet) throw new BridgewatchError('ESTATE', 'send rarp: packet socket closed');
-        this.packet.send(ifindex, frame);
-      },
-      uplinks: (bridge) => this.uplinks(bridge),
-      vlanFiltering: (bridge) => this.watcher.bridges().find((b) => b.name === bridge)?.vlanFiltering ?? false,
-      vlans: readBridgeVlans,
-      activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
-      metrics: this.metrics,
-      onSent: (ifindex, mac, ts, detail) => this.tracker.rarpSent(ifindex, mac, ts, detail),
       log: this.log,
+      metrics: this.metrics,
+      tracker: this.tracker,
+      watcher: this.watcher,
+      backend: () => this.bpf,
+      packet: () => this.packet,
     });
   }
 
@@ -180,7 +171,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
-    this.announcer.stop();
+    this.healer.stop();
     this.subscribed = false;
     await this.watcher.stop();
     this.bpf?.close(); // detaches every program and hook we created
@@ -197,7 +188,7 @@ export class Daemon {
       ports: () => (this.syncKernel(API_SYNC_MS), this.tracker.portViews()),
       port: (name) => (this.syncKernel(API_SYNC_MS), this.tracker.portView(name)),
       events: (since, limit) => this.tracker.events(since, limit),
-      announce: (req) => this.manualAnnounce(req),
+      announce: (req) => this.healer.manual(req),
       apiToken: this.cfg.apiToken || undefined,
     };
   }
@@ -325,62 +316,6 @@ export class Daemon {
   private portState(ifindex: number, state: string, tsNs: bigint): void {
     const entries = state === 'forwarding' ? this.entriesOf(ifindex) : [];
     this.tracker.portState(ifindex, state as TrackerState, tsNs, entries);
-  }
-
-  /** A guest MAC was judged late: heal it unless one of its frames got through since. */
-  private reannounce(ifindex: number, mac: string, forwardingNs: bigint): void {
-    const info = this.tracker.portInfo(ifindex);
-    if (!info) return;
-    const e = this.bpf?.mac(ifindex, macFromString(mac));
-    if (e && e.firstFwdNs !== 0n && e.lastNs > e.lastUnfwdNs) {
-      this.metrics.announceSuppressed('delivered_since'); // the switches already learned it
-      this.log.info({ port: info.name, mac, suppressed: 'delivered_since' }, 'announce suppressed');
-      return;
-    }
-    this.announcer.announce({ ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs }, 'late_attach');
-  }
-
-  /**
-   * Other guest ports that carried this MAC after it appeared on `ifindex` (per-key lookups:
-   * this runs before the first RARP, so no full map scan).
-   */
-  private activeElsewhere(mac: string, ifindex: number): number[] {
-    const bpf = this.bpf;
-    if (!bpf) return [];
-    const key = macFromString(mac);
-    const here = bpf.mac(ifindex, key);
-    return this.tracker
-      .portList()
-      .filter((p) => p.ifindex !== ifindex && this.watcher.link(p.ifindex)?.guest)
-      .filter((p) => {
-        const e = bpf.mac(p.ifindex, key);
-        return e !== undefined && (!here || e.lastNs >= here.firstNs);
-      })
-      .map((p) => p.ifindex);
-  }
-
-  /** RARP targets: the bridge's ports matching --uplinks, else its non-guest ports. */
-  private uplinks(bridge: string): { ifindex: number; name: string }[] {
-    const globs = this.cfg.uplinks;
-    return this.watcher
-      .links()
-      .filter((l) => l.bridged && l.masterName === bridge && (globs.length ? globs.some((g) => globMatch(g, l.name)) : !l.guest));
-  }
-
-  private manualAnnounce(req: AnnounceRequest): AnnounceResult {
-    const found = this.tracker.portView(req.port);
-    if (!found) return { ok: false, status: 404, error: `port ${req.port} is not watched` };
-    const seen = found.macs.map((m) => m.mac);
-    const macs = req.mac ? [req.mac.toLowerCase()] : seen;
-    if (!macs.length) return { ok: false, status: 409, error: `no guest MAC seen on ${req.port} yet` };
-    const unseen = macs.filter((m) => !seen.includes(m));
-    if (unseen.length) return { ok: false, status: 409, error: `MAC ${unseen.join(', ')} was never seen on ${req.port}; refusing to announce it` };
-    if (!found.bridge) return { ok: false, status: 409, error: `port ${req.port} is in no bridge` };
-    for (const mac of macs) {
-      const d = this.announcer.announce({ ifindex: found.ifindex, port: found.name, bridge: found.bridge, mac }, 'manual');
-      if (!d.ok && d.reason !== 'dry_run') return { ok: false, status: 409, error: `announce ${mac} on ${req.port}: suppressed (${d.reason})` };
-    }
-    return { ok: true, port: found.name, macs: macs, mode: this.announcer.mode, rounds: this.cfg.announceRounds };
   }
 
   private metricsSource(): MetricsSource {

@@ -52,7 +52,7 @@ const apps: FastifyInstance[] = [];
 const daemons: Daemon[] = [];
 afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
-  for (const d of daemons.splice(0)) d.announcer.stop(); // never started: nothing else to release
+  for (const d of daemons.splice(0)) d.healer.stop(); // never started: nothing else to release
 });
 
 /** A daemon that saw: tap0 late (5 RARPs before joining br0), tap1 on time, an uplink, tap2 idle. */
