@@ -15,11 +15,11 @@ function load(): koffi.IKoffiLib {
   return lib;
 }
 
-const Obj = koffi.opaque('bpf_object');
-const Map = koffi.opaque('bpf_map');
-const Prog = koffi.opaque('bpf_program');
-const Btf = koffi.opaque('btf');
-const RingBuf = koffi.opaque('ring_buffer');
+koffi.opaque('bpf_object')
+koffi.opaque('bpf_map')
+koffi.opaque('bpf_program')
+koffi.opaque('btf')
+koffi.opaque('ring_buffer')
 export const RingBufSampleFn = koffi.proto('int bw_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 function bind() {

@@ -21,22 +21,9 @@ import {
   type TestRun,
 } from './libbpf.js';
 import { btfDatasec, btfStruct } from './btf.js';
+import { KernelTables } from './tables.js';
 export type { MacEntry } from './abi.js';
-import {
-  decodeEntry,
-  decodeKey,
-  macFromString,
-  decodeMacStats,
-  encodeKey,
-  KEY,
-  LAYOUTS,
-  layoutDiffs,
-  MAC_STATS,
-  STATS,
-  type MacEntry,
-  type MacStats,
-  type StatName,
-} from './abi.js';
+import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, type MacEntry, type MacStats, type StatName } from './abi.js';
 
 export const PROG_NAME = 'tc_ingress';
 // fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
@@ -103,7 +90,7 @@ export class BpfCollection {
   private readonly live = new Map<number, Live>();
   private readonly stateFile: string;
   private readonly ownedHooks: Set<number>;
-  private readonly ncpu: number;
+  private readonly tables: KernelTables;
 
   private constructor(obj: unknown, mode: 'tcx' | 'tc', stateDir: string, portState: 'kernel' | 'netlink') {
     const l = libbpf();
@@ -118,7 +105,7 @@ export class BpfCollection {
     };
     this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
-    this.ncpu = l.num_possible_cpus() as number;
+    this.tables = new KernelTables(this.maps, l.num_possible_cpus() as number);
     this.stateFile = join(stateDir, 'clsact-owned.json');
     this.ownedHooks = new Set(readOwned(this.stateFile));
   }
@@ -261,112 +248,28 @@ export class BpfCollection {
     return { tcx, tcFilter: tc === 0 && tcOptsProgId(opts) !== 0 };
   }
 
-  /** Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key. */
+  /** Every {port, MAC} entry in the kernel. */
   macs(): MacEntry[] {
-    if (this.batch) {
-      try {
-        return this.macsBatched();
-      } catch (e) {
-        if ((e as BridgewatchError).code !== 'ENOTSUP') throw e;
-        this.batch = false; // kernel without batch ops on this map type
-      }
-    }
-    return this.macsByKey();
-  }
-
-  private batch = true;
-
-  private macsBatched(): MacEntry[] {
-    const l = libbpf();
-    const chunk = 1024;
-    const keys = Buffer.alloc(KEY.size * chunk);
-    const vals = Buffer.alloc(MAC_STATS.size * chunk);
-    const out: MacEntry[] = [];
-    let token: Buffer | null = null;
-    for (;;) {
-      const next = Buffer.alloc(8); // hash maps: a bucket cursor
-      const count = [chunk];
-      const rc = l.map_lookup_batch(this.maps.macs, token, next, keys, vals, count, null) as number;
-      if (rc < 0 && rc !== -2 /* ENOENT: the last chunk */) {
-        if (rc === -22 || rc === -95 || rc === -524) throw new BridgewatchError('ENOTSUP', 'batch lookup of map bw_port_macs: not supported');
-        throw sys('batch lookup of map bw_port_macs', -rc);
-      }
-      for (let i = 0; i < count[0]; i++) out.push(decodeEntry(keys, i * KEY.size, vals, i * MAC_STATS.size));
-      if (rc === -2) return out;
-      token = next;
-    }
-  }
-
-  private macsByKey(): MacEntry[] {
-    const l = libbpf();
-    const out: MacEntry[] = [];
-    const key = Buffer.alloc(KEY.size);
-    const next = Buffer.alloc(KEY.size);
-    const val = Buffer.alloc(MAC_STATS.size);
-    let prev: Buffer | null = null;
-    while ((l.map_get_next_key(this.maps.macs, prev, next) as number) === 0) {
-      next.copy(key);
-      prev = key;
-      if ((l.map_lookup_elem(this.maps.macs, key, val) as number) === 0) out.push(decodeEntry(key, 0, val, 0));
-    }
-    return out;
+    return this.tables.macs();
   }
 
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
-    const val = Buffer.alloc(MAC_STATS.size);
-    return (libbpf().map_lookup_elem(this.maps.macs, encodeKey(ifindex, mac), val) as number) === 0 ? decodeMacStats(val) : undefined;
+    return this.tables.mac(ifindex, mac);
   }
 
-  /**
-   * Make the per-port MAC counts match the entries (LRU evictions never decrement them), so a
-   * port that churns MACs slowly is not refused forever.
-   */
+  /** Let the per-port MAC counts follow LRU evictions (see KernelTables). */
   syncPortCounts(entries: MacEntry[]): void {
-    const l = libbpf();
-    const counts = new Map<number, number>();
-    for (const e of entries) counts.set(e.ifindex, (counts.get(e.ifindex) ?? 0) + 1);
-    const val = Buffer.alloc(4);
-    const next = Buffer.alloc(4);
-    let prev: Buffer | null = null;
-    while ((l.map_get_next_key(this.maps.portCount, prev, next) as number) === 0) {
-      const key = Buffer.from(next);
-      prev = key;
-      const n = counts.get(key.readUInt32LE()) ?? 0;
-      // only ever lower it (evictions): raising could undo increments made since the scan
-      if ((l.map_lookup_elem(this.maps.portCount, key, val) as number) !== 0 || val.readUInt32LE() <= n) continue;
-      val.writeUInt32LE(n);
-      l.map_update_elem(this.maps.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
-    }
+    this.tables.syncPortCounts(entries);
   }
 
-  /** Delete a port's entries (device gone); returns how many. `entries`: a fresh macs(), if at hand. */
+  /** Delete a port's entries (device gone); returns how many. */
   deletePort(ifindex: number, entries?: MacEntry[]): number {
-    const l = libbpf();
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(ifindex);
-    l.map_delete_elem(this.maps.portCount, key);
-    let n = 0;
-    for (const e of entries ?? this.macs()) {
-      if (e.ifindex !== ifindex) continue;
-      if ((l.map_delete_elem(this.maps.macs, encodeKey(ifindex, macFromString(e.mac))) as number) === 0) n++;
-    }
-    return n;
+    return this.tables.deletePort(ifindex, entries);
   }
 
   /** Global counters, summed over CPUs. */
   stats(): Record<StatName, number> {
-    const l = libbpf();
-    const key = Buffer.alloc(4);
-    const val = Buffer.alloc(8 * this.ncpu);
-    const out = {} as Record<StatName, number>;
-    STATS.forEach((name, i) => {
-      key.writeUInt32LE(i);
-      let sum = 0n;
-      if ((l.map_lookup_elem(this.maps.stats, key, val) as number) === 0)
-        for (let cpu = 0; cpu < this.ncpu; cpu++) sum += val.readBigUInt64LE(8 * cpu);
-      out[name] = Number(sum);
-    });
-    return out;
+    return this.tables.stats();
   }
 
   /** Run the program on one frame (BPF_PROG_TEST_RUN); ctx may set ifindex. */

@@ -1,0 +1,130 @@
+// Reading and trimming the kernel's tables: the {port, MAC} LRU map, the per-port MAC counts and
+// the per-CPU counters. Reads are batched where the kernel allows (one syscall per 1024 entries).
+import { BridgewatchError, errnoError } from '../errors.js';
+import { strerror } from '../sys/libc.js';
+import { decodeEntry, decodeMacStats, encodeKey, KEY, MAC_STATS, macFromString, STATS, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { libbpf } from './libbpf.js';
+
+const sys = (what: string, e: number) => errnoError(what, e, strerror);
+
+export interface TableFds {
+  macs: number;
+  stats: number;
+  portCount: number;
+}
+
+export class KernelTables {
+  private batch = true;
+
+  constructor(
+    private readonly fds: TableFds,
+    private readonly ncpu: number,
+  ) {}
+
+  /** Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key. */
+  macs(): MacEntry[] {
+    if (this.batch) {
+      try {
+        return this.macsBatched();
+      } catch (e) {
+        if ((e as BridgewatchError).code !== 'ENOTSUP') throw e;
+        this.batch = false; // kernel without batch ops on this map type
+      }
+    }
+    return this.macsByKey();
+  }
+
+  private macsBatched(): MacEntry[] {
+    const l = libbpf();
+    const chunk = 1024;
+    const keys = Buffer.alloc(KEY.size * chunk);
+    const vals = Buffer.alloc(MAC_STATS.size * chunk);
+    const out: MacEntry[] = [];
+    let token: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(8); // hash maps: a bucket cursor
+      const count = [chunk];
+      const rc = l.map_lookup_batch(this.fds.macs, token, next, keys, vals, count, null) as number;
+      if (rc < 0 && rc !== -2 /* ENOENT: the last chunk */) {
+        if (rc === -22 || rc === -95 || rc === -524) throw new BridgewatchError('ENOTSUP', 'batch lookup of map bw_port_macs: not supported');
+        throw sys('batch lookup of map bw_port_macs', -rc);
+      }
+      for (let i = 0; i < count[0]; i++) out.push(decodeEntry(keys, i * KEY.size, vals, i * MAC_STATS.size));
+      if (rc === -2) return out;
+      token = next;
+    }
+  }
+
+  private macsByKey(): MacEntry[] {
+    const l = libbpf();
+    const out: MacEntry[] = [];
+    const key = Buffer.alloc(KEY.size);
+    const next = Buffer.alloc(KEY.size);
+    const val = Buffer.alloc(MAC_STATS.size);
+    let prev: Buffer | null = null;
+    while ((l.map_get_next_key(this.fds.macs, prev, next) as number) === 0) {
+      next.copy(key);
+      prev = key;
+      if ((l.map_lookup_elem(this.fds.macs, key, val) as number) === 0) out.push(decodeEntry(key, 0, val, 0));
+    }
+    return out;
+  }
+
+  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
+    const val = Buffer.alloc(MAC_STATS.size);
+    return (libbpf().map_lookup_elem(this.fds.macs, encodeKey(ifindex, mac), val) as number) === 0 ? decodeMacStats(val) : undefined;
+  }
+
+  /**
+   * Make the per-port MAC counts match the entries (LRU evictions never decrement them), so a
+   * port that churns MACs slowly is not refused forever.
+   */
+  syncPortCounts(entries: MacEntry[]): void {
+    const l = libbpf();
+    const counts = new Map<number, number>();
+    for (const e of entries) counts.set(e.ifindex, (counts.get(e.ifindex) ?? 0) + 1);
+    const val = Buffer.alloc(4);
+    const next = Buffer.alloc(4);
+    let prev: Buffer | null = null;
+    while ((l.map_get_next_key(this.fds.portCount, prev, next) as number) === 0) {
+      const key = Buffer.from(next);
+      prev = key;
+      const n = counts.get(key.readUInt32LE()) ?? 0;
+      // only ever lower it (evictions): raising could undo increments made since the scan
+      if ((l.map_lookup_elem(this.fds.portCount, key, val) as number) !== 0 || val.readUInt32LE() <= n) continue;
+      val.writeUInt32LE(n);
+      l.map_update_elem(this.fds.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
+    }
+  }
+
+  /** Delete a port's entries (device gone); returns how many. `entries`: a fresh macs(), if at hand. */
+  deletePort(ifindex: number, entries?: MacEntry[]): number {
+    const l = libbpf();
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(ifindex);
+    l.map_delete_elem(this.fds.portCount, key);
+    let n = 0;
+    for (const e of entries ?? this.macs()) {
+      if (e.ifindex !== ifindex) continue;
+      if ((l.map_delete_elem(this.fds.macs, encodeKey(ifindex, macFromString(e.mac))) as number) === 0) n++;
+    }
+    return n;
+  }
+
+  /** Global counters, summed over CPUs. */
+  stats(): Record<StatName, number> {
+    const l = libbpf();
+    const key = Buffer.alloc(4);
+    const val = Buffer.alloc(8 * this.ncpu);
+    const out = {} as Record<StatName, number>;
+    STATS.forEach((name, i) => {
+      key.writeUInt32LE(i);
+      let sum = 0n;
+      if ((l.map_lookup_elem(this.fds.stats, key, val) as number) === 0)
+        for (let cpu = 0; cpu < this.ncpu; cpu++) sum += val.readBigUInt64LE(8 * cpu);
+      out[name] = Number(sum);
+    });
+    return out;
+  }
+
+}
