@@ -3,12 +3,6 @@ import type { Ring } from './ring.js';
 import type { Verdict } from './verdict.js';
 import type { Fact, PortInput } from './types.js';
 
-export interface Snapshot {
-  gen: bigint; // entry's first_ns: a recreated entry starts from zero
-  kinds: number[];
-  unfwd: number[];
-}
-
 export interface MacTrack {
   mac: string;
   firstNs: bigint;

@@ -2,9 +2,10 @@
 // injected clock, bounded memory (refusals and drops are counted, never silent).
 // Only guest ports (`guest`) have MACs and feed the guest metrics: an uplink carries the frames
 // of every other host, which are no guest's; it keeps its port facts (created, joined, state...).
-import { ANNOUNCE_KINDS, KINDS, type BpfEvent, type Kind, type MacEntry } from '../bpf/abi.js';
+import { ANNOUNCE_KINDS, type BpfEvent, type Kind, type MacEntry } from '../bpf/abi.js';
 import { Ring } from './ring.js';
-import type { MacTrack, PortTrack, Snapshot } from './model.js';
+import type { MacTrack, PortTrack } from './model.js';
+import { KernelDeltas } from './deltas.js';
 import { factView, portView } from './views.js';
 import { firstFrameVerdict, isSilent, type Verdict } from './verdict.js';
 import {
@@ -28,7 +29,6 @@ export interface TrackerOptions {
   maxEvents?: number;
 }
 
-const zeros = (): number[] => KINDS.map(() => 0);
 
 export class Tracker {
   /**
@@ -45,7 +45,7 @@ export class Tracker {
   private readonly maxMacs: number;
   private readonly timelineLen: number;
   private readonly ports = new Map<number, PortTrack>();
-  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly deltas = new KernelDeltas();
   private readonly log: Ring<Fact>;
   private seq = 0;
 
@@ -136,7 +136,7 @@ export class Tracker {
     this.flushPending(port, true);
     this.fact(port, tsNs, { type: 'deleted' });
     this.ports.delete(ifindex);
-    for (const key of this.snapshots.keys()) if (key.startsWith(`${ifindex}|`)) this.snapshots.delete(key);
+    this.deltas.forgetPort(ifindex);
   }
 
   // ---- kernel facts ----
@@ -172,28 +172,10 @@ export class Tracker {
    * A MAC the tracker does not know yet (its first-frame event was lost) is judged from its entry.
    */
   syncCounters(entries: MacEntry[]): void {
-    const seen = new Set<string>();
-    for (const e of entries) {
-      const port = this.ports.get(e.ifindex);
-      if (!port?.guest) continue; // uplinks feed no guest metric
-      const key = `${e.ifindex}|${e.mac}`;
-      seen.add(key);
-      let snap = this.snapshots.get(key);
-      if (!snap || snap.gen !== e.firstNs) snap = { gen: e.firstNs, kinds: zeros(), unfwd: zeros() };
-      KINDS.forEach((kind, i) => {
-        const total = e.kinds[kind];
-        const lost = e.unfwdKinds[kind];
-        const dLost = lost - snap.unfwd[i];
-        const dDelivered = total - lost - (snap.kinds[i] - snap.unfwd[i]);
-        if (dLost > 0) this.count(port, `before|${kind}`, dLost);
-        if (kind !== 'other') {
-          if (dLost > 0) this.count(port, `lost|${kind}`, dLost);
-          if (dDelivered > 0) this.count(port, `delivered|${kind}`, dDelivered);
-        }
-        snap.kinds[i] = total;
-        snap.unfwd[i] = lost;
-      });
-      this.snapshots.set(key, snap);
+    const guests = entries.filter((e) => this.ports.get(e.ifindex)?.guest); // uplinks feed no guest metric
+    for (const e of guests) {
+      const port = this.ports.get(e.ifindex)!;
+      for (const d of this.deltas.diff(e)) this.count(port, `${d.how}|${d.kind}`, d.n);
       let m = port.macs.get(e.mac);
       if (!m) {
         m = this.macTrack(port, e.mac, e.firstNs, e.vlan);
@@ -201,7 +183,7 @@ export class Tracker {
       }
       if (m) this.absorb(m, e);
     }
-    for (const key of this.snapshots.keys()) if (!seen.has(key)) this.snapshots.delete(key); // LRU-evicted
+    this.deltas.keepOnly(guests);
   }
 
   /** Periodic rules that depend on time passing (silent guests). */
