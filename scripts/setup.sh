@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# build: clang llvm libbpf-dev libpcap-dev make g++ python3; run: libbpf1 iproute2;
-# lab: iputils-ping curl; tests: tcpdump tshark prometheus (promtool) python3-yaml
-want=(clang llvm libbpf-dev libbpf1 libpcap-dev bpftool iproute2 iputils-ping curl tcpdump tshark prometheus python3-yaml make g++ python3)
+# build: clang llvm libbpf-dev make g++ python3; run: libbpf1 libpcap0.8 iproute2;
+# lab: curl (reads the daemon's API inside a namespace); tests: tcpdump tshark prometheus
+# (promtool) python3-yaml
+want=(clang llvm libbpf-dev libbpf1 libpcap0.8 bpftool iproute2 curl tcpdump tshark prometheus python3-yaml make g++ python3)
 [[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86)
 
 missing=()
