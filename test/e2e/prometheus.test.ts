@@ -16,7 +16,7 @@ import { announceOffsets, ANNOUNCE_DEFAULTS } from '../../src/announce/schedule.
 import { findExecutable } from '../../src/lab/qemu.js';
 import { netnsExists } from '../../src/sys/netns.js';
 import type { PortView } from '../../src/tracker/types.js';
-import { parseExposition, type Sample } from '../helpers/daemon-metrics.js';
+import { type Sample } from '../helpers/daemon-metrics.js';
 import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/daemon-process.js';
 import { ipv4Frame, mac } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';

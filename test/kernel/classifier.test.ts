@@ -53,7 +53,7 @@ describe('classifier (BPF_PROG_TEST_RUN on loopback)', () => {
     expect(qemuRarp(GUEST)).toHaveLength(60);
   });
 
-  it.each(cases)('$name -> $kind', (tc, ctx) => {
+  it.for(cases)('$name -> $kind', (tc, ctx) => {
     requires(ctx, 'bpf');
     const bpf = loadBpf(ns);
     const ev = events(bpf);

@@ -92,7 +92,7 @@ describe('classify (TypeScript twin of the BPF classifier)', () => {
 });
 
 describe('classify agrees with the kernel program (BPF_PROG_TEST_RUN)', () => {
-  it.each(CLASSIFIER_CASES)('$name', (tc, ctx) => {
+  it.for(CLASSIFIER_CASES)('$name', (tc, ctx) => {
     requires(ctx, 'bpf');
     expect(named(classify(tc.frame))).toEqual(named(kernel(bpf!, tc.frame)!));
   });
