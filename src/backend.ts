@@ -17,7 +17,7 @@ export interface ObserveBackend {
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined;
   deletePort(ifindex: number, entries?: MacEntry[]): number;
   /** a port's bridge state (BR_STATE_*, null: no bridge port), for backends that need telling */
-  setPortState(ifindex: number, state: number | null): void;
+  setPortState(ifindex: number, state: number | null): boolean;
   /** after a full read of macs(): let per-port limits follow evictions */
   syncPortCounts(entries: MacEntry[]): void;
   stats(): Record<StatName, number>;
@@ -67,8 +67,8 @@ export class EbpfBackend implements ObserveBackend {
   syncPortCounts(entries: MacEntry[]): void {
     this.bpf.syncPortCounts(entries);
   }
-  setPortState(ifindex: number, state: number | null): void {
-    this.bpf.setPortState(ifindex, state);
+  setPortState(ifindex: number, state: number | null): boolean {
+    return this.bpf.setPortState(ifindex, state);
   }
   stats(): Record<StatName, number> {
     return this.bpf.stats();

@@ -125,7 +125,12 @@ export class Daemon {
     });
     await this.watcher.start();
     this.subscribed = true;
-    this.tickTimer = setInterval(() => this.tracker.tick(), 1000);
+    let ticks = 0;
+    this.tickTimer = setInterval(() => {
+      this.tracker.tick();
+      // evictions lower the per-port MAC counts only when the map is read: read it even unscraped
+      if (++ticks % 10 === 0) this.syncKernel(API_SYNC_MS);
+    }, 1000);
     this.tickTimer.unref();
     this.log.info({ ports: this.tracker.portCount(), bridges: this.watcher.bridges().length }, 'watching');
   }
@@ -235,13 +240,12 @@ export class Daemon {
   private applyPort(ev: PortEvent): void {
     // kernel events that happened before this netlink fact are applied first
     this.bpf?.poll();
-    const gone = ev.type === 'deleted' || ev.type === 'unwatched';
-    this.bpf?.setPortState(ev.ifindex, gone || !ev.link.bridged || !ev.link.state ? null : BR_STATES.indexOf(ev.link.state));
+    const tsNs = this.tellKernel(ev);
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {
         const l = ev.link;
-        if (l.guest || this.cfg.observeUplinks) this.attach(ev.ifindex, ev.name);
+        if (this.observed(l.guest)) this.attach(ev.ifindex, ev.name);
         const bridge = l.bridged ? (l.masterName ?? '') : '';
         t.portAppeared({
           ifindex: ev.ifindex,
@@ -251,53 +255,91 @@ export class Daemon {
           bridge: ev.initial ? bridge : '',
           state: ev.initial ? ((l.state as TrackerState | null) ?? 'none') : 'none',
           carrier: l.carrier,
-          tsNs: ev.tsNs,
+          tsNs,
           initial: ev.initial,
         });
         if (!ev.initial && bridge) {
-          t.portJoined(ev.ifindex, bridge, ev.tsNs);
-          if (l.state) this.portState(ev.ifindex, l.state, ev.tsNs);
+          t.portJoined(ev.ifindex, bridge, tsNs);
+          if (l.state) this.portState(ev.ifindex, l.state, tsNs);
         }
         break;
       }
       case 'joined':
-        t.portJoined(ev.ifindex, ev.bridge, ev.tsNs);
-        if (ev.state) this.portState(ev.ifindex, ev.state, ev.tsNs);
+        t.portJoined(ev.ifindex, ev.bridge, tsNs);
+        if (ev.state) this.portState(ev.ifindex, ev.state, tsNs);
         break;
       case 'left':
-        t.portLeft(ev.ifindex, ev.tsNs);
+        t.portLeft(ev.ifindex, tsNs);
         break;
       case 'state':
-        this.portState(ev.ifindex, ev.state, ev.tsNs);
+        this.portState(ev.ifindex, ev.state, tsNs);
         break;
       case 'carrier':
-        t.portCarrier(ev.ifindex, ev.carrier, ev.tsNs);
+        t.portCarrier(ev.ifindex, ev.carrier, tsNs);
         break;
-      case 'renamed':
-        t.portRenamed(ev.ifindex, ev.name, ev.tsNs);
+      case 'renamed': {
+        t.portRenamed(ev.ifindex, ev.name, tsNs);
+        // a rename can make a port a guest, or an uplink: the program follows
+        const attached = this.bpf?.attachments().some((a) => a.ifindex === ev.ifindex) ?? false;
+        if (this.observed(ev.link.guest) && !attached) this.attach(ev.ifindex, ev.name);
+        else if (!this.observed(ev.link.guest) && attached) this.detach(ev.ifindex, ev.name);
         break;
+      }
       case 'deleted':
         this.bpf?.forget(ev.ifindex); // the kernel removed its hooks with the device
-        this.dropPort(ev.ifindex, ev.tsNs);
+        this.dropPort(ev.ifindex, tsNs);
         break;
       case 'unwatched':
-        try {
-          this.bpf?.detach(ev.ifindex);
-        } catch (e) {
-          this.log.warn({ port: ev.name, err: (e as Error).message }, 'detach failed');
-          this.bpf?.forget(ev.ifindex);
-        }
-        this.dropPort(ev.ifindex, ev.tsNs);
+        this.detach(ev.ifindex, ev.name);
+        this.dropPort(ev.ifindex, tsNs);
         break;
     }
   }
 
+  private observed(guest: boolean): boolean {
+    return guest || this.cfg.observeUplinks;
+  }
+
+  private detach(ifindex: number, name: string): void {
+    try {
+      this.bpf?.detach(ifindex);
+    } catch (e) {
+      this.log.warn({ port: name, err: (e as Error).message }, 'detach failed');
+      this.bpf?.forget(ifindex);
+    }
+  }
+
+  /**
+   * Give the statemap build (kernels before 6.3) the port's state; returns the time to date this
+   * fact at. With that build a frame is "forwarding" only once the map says so, so the fact is
+   * dated after the write: frames between netlink's message and the write belong to the old state.
+   */
+  private tellKernel(ev: PortEvent): bigint {
+    const gone = ev.type === 'deleted' || ev.type === 'unwatched';
+    const state = gone || !ev.link.bridged || !ev.link.state ? null : BR_STATES.indexOf(ev.link.state);
+    try {
+      if (this.bpf?.setPortState(ev.ifindex, state)) return this.clock.monoNs();
+    } catch (e) {
+      this.log.warn({ port: ev.name, err: (e as Error).message }, 'set port state failed');
+    }
+    return ev.tsNs;
+  }
+
   private dropPort(ifindex: number, tsNs: bigint): void {
-    // count what the kernel saw before forgetting the port's entries (one scan for both)
-    if (this.bpf) {
-      const entries = this.bpf.macs();
-      this.tracker.syncCounters(entries);
-      this.bpf.deletePort(ifindex, entries);
+    // count what the kernel saw before forgetting the port's entries (one scan for both); a
+    // failed read must still forget the port, or it would linger in the tracker and the maps
+    let entries: MacEntry[] | undefined;
+    try {
+      entries = this.bpf?.macs();
+      if (entries) this.tracker.syncCounters(entries);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
+      entries = undefined;
+    }
+    try {
+      this.bpf?.deletePort(ifindex, entries);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'delete port entries failed');
     }
     this.tracker.portDeleted(ifindex, tsNs);
   }

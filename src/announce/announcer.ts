@@ -46,7 +46,7 @@ export interface AnnounceTarget {
   forwardingNs?: bigint;
 }
 
-export type Decision = { ok: true } | { ok: false; reason: 'off' | 'dry_run' | 'group_mac' | 'holdoff' | 'conflict' | 'no_bridge' };
+export type Decision = { ok: true } | { ok: false; reason: 'off' | 'dry_run' | 'group_mac' | 'holdoff' | 'conflict' | 'no_bridge' | 'no_uplink' };
 
 export class Announcer {
   private readonly d: AnnouncerDeps;
@@ -94,7 +94,7 @@ export class Announcer {
       const timer = setTimeout(() => {
         mine.delete(timer);
         if (!mine.size && this.timers.get(t.mac) === mine) this.timers.delete(t.mac);
-        void this.round(t, reason, round);
+        void this.round(t, reason, round, mine);
       }, offset);
       mine.add(timer);
     });
@@ -111,6 +111,7 @@ export class Announcer {
     if (this.d.mode === 'off') return { ok: false, reason: 'off' };
     if (!isUnicastMac(t.mac)) return { ok: false, reason: 'group_mac' };
     if (!t.bridge) return { ok: false, reason: 'no_bridge' };
+    if (!this.d.uplinks(t.bridge).length) return { ok: false, reason: 'no_uplink' };
     if (this.d.activeElsewhere(t.mac, t.ifindex).length) return { ok: false, reason: 'conflict' };
     const last = this.lastSchedule.get(t.mac);
     if (reason === 'late_attach' && last !== undefined && this.d.clock.wallMs() - last < this.d.holdoffMs)
@@ -128,7 +129,7 @@ export class Announcer {
     return true;
   }
 
-  private async round(t: AnnounceTarget, reason: Reason, round: number): Promise<void> {
+  private async round(t: AnnounceTarget, reason: Reason, round: number, schedule: Set<NodeJS.Timeout>): Promise<void> {
     if (this.stopped) return;
     const filtering = this.d.vlanFiltering(t.bridge);
     let vlans = new Map<string, PortVlans>();
@@ -139,7 +140,8 @@ export class Announcer {
         this.d.log.warn({ err: (e as Error).message }, 'read vlans failed');
       }
     }
-    if (this.stopped) return;
+    // stopped, or replaced by a newer schedule for this MAC while the VLANs were read
+    if (this.stopped || (this.timers.has(t.mac) && this.timers.get(t.mac) !== schedule)) return;
     const base = rarpFrame(t.mac);
     const pvid = filtering ? vlans.get(t.port)?.pvid : undefined;
     if (filtering && pvid === undefined) {
@@ -150,7 +152,7 @@ export class Announcer {
     }
     const uplinks = this.d.uplinks(t.bridge);
     if (!uplinks.length) {
-      this.d.metrics.announceSuppressed('no_uplink');
+      // the uplink went away mid-schedule (the schedule itself was counted when it started)
       this.d.log.warn({ port: t.port, bridge: t.bridge, mac: t.mac, round: round + 1 }, 'no uplink on the bridge; round not sent');
       return;
     }

@@ -122,7 +122,8 @@ export class BpfCollection {
       return BpfCollection.loadOne(opts.objectPath ?? BPF_OBJECT, opts, 'kernel');
     } catch (e) {
       // an explicit object without its twin, or a contract drift: no fallback would be right
-      if (want !== 'auto' || !(e instanceof BridgewatchError) || e.code === 'ELAYOUT' || (opts.objectPath && !opts.statemapPath)) throw e;
+      const custom = (opts.objectPath || process.env.BRIDGEWATCH_BPF_OBJECT) && !opts.statemapPath;
+      if (want !== 'auto' || !(e instanceof BridgewatchError) || e.code === 'ELAYOUT' || custom) throw e;
       try {
         const c = BpfCollection.loadOne(opts.statemapPath ?? BPF_OBJECT_STATEMAP, opts, 'netlink');
         c.fallbackReason = e.message;
@@ -288,20 +289,20 @@ export class BpfCollection {
 
   /**
    * Tell the 'netlink' build a port's bridge state (BR_STATE_*), or null for no bridge port.
-   * A no-op for the kernel build, which reads the state itself.
+   * A no-op for the kernel build, which reads the state itself; returns whether it wrote.
    */
-  setPortState(ifindex: number, state: number | null): void {
-    if (this.portState !== 'netlink' || !this.obj) return;
+  setPortState(ifindex: number, state: number | null): boolean {
+    if (this.portState !== 'netlink' || !this.obj) return false;
     const l = libbpf();
-    const fd = l.map_fd(l.find_map(this.obj, 'bw_port_state')) as number;
+    this.stateFd ??= l.map_fd(l.find_map(this.obj, 'bw_port_state')) as number;
     const key = Buffer.alloc(4);
     key.writeUInt32LE(ifindex);
-    if (state === null) {
-      l.map_delete_elem(fd, key);
-      return;
-    }
-    check(`set state of port ifindex ${ifindex}`, l.map_update_elem(fd, key, Buffer.from([state]), 0n) as number);
+    if (state === null) l.map_delete_elem(this.stateFd, key);
+    else check(`set state of port ifindex ${ifindex}`, l.map_update_elem(this.stateFd, key, Buffer.from([state]), 0n) as number);
+    return true;
   }
+
+  private stateFd: number | undefined;
 
   /** Detach everything and unload. Idempotent. */
   close(): void {

@@ -15,6 +15,7 @@ export interface TableFds {
 
 export class KernelTables {
   private batch = true;
+  private countsAtScan = new Map<number, number>();
 
   constructor(
     private readonly fds: TableFds,
@@ -23,6 +24,7 @@ export class KernelTables {
 
   /** Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key. */
   macs(): MacEntry[] {
+    this.countsAtScan = this.portCounts(); // for syncPortCounts: what the scan cannot have seen
     if (this.batch) {
       try {
         return this.macsBatched();
@@ -84,17 +86,31 @@ export class KernelTables {
     const counts = new Map<number, number>();
     for (const e of entries) counts.set(e.ifindex, (counts.get(e.ifindex) ?? 0) + 1);
     const val = Buffer.alloc(4);
+    for (const [ifindex, now] of this.portCounts()) {
+      // inserts since the scan raised the count: keep them, drop only what evictions removed
+      const grown = now - (this.countsAtScan.get(ifindex) ?? now);
+      const want = Math.min(now, (counts.get(ifindex) ?? 0) + Math.max(grown, 0));
+      if (want >= now) continue;
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(ifindex);
+      val.writeUInt32LE(want);
+      l.map_update_elem(this.fds.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
+    }
+  }
+
+  /** Per-port MAC counts as the kernel holds them now. */
+  private portCounts(): Map<number, number> {
+    const l = libbpf();
+    const out = new Map<number, number>();
+    const val = Buffer.alloc(4);
     const next = Buffer.alloc(4);
     let prev: Buffer | null = null;
     while ((l.map_get_next_key(this.fds.portCount, prev, next) as number) === 0) {
       const key = Buffer.from(next);
       prev = key;
-      const n = counts.get(key.readUInt32LE()) ?? 0;
-      // only ever lower it (evictions): raising could undo increments made since the scan
-      if ((l.map_lookup_elem(this.fds.portCount, key, val) as number) !== 0 || val.readUInt32LE() <= n) continue;
-      val.writeUInt32LE(n);
-      l.map_update_elem(this.fds.portCount, key, val, 2n /* BPF_EXIST: never resurrect a deleted port */);
+      if ((l.map_lookup_elem(this.fds.portCount, key, val) as number) === 0) out.set(key.readUInt32LE(), val.readUInt32LE());
     }
+    return out;
   }
 
   /** Delete a port's entries (device gone); returns how many. `entries`: a fresh macs(), if at hand. */

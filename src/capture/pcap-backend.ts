@@ -141,8 +141,8 @@ export class PcapBackend implements ObserveBackend {
     return this.table.get(ifindex, mac);
   }
 
-  setPortState(): void {
-    // nothing to do: states come from the portState callback, with their history
+  setPortState(): boolean {
+    return false; // states come from the portState callback, with their history
   }
 
   syncPortCounts(): void {

@@ -191,9 +191,11 @@ export class Tracker {
     const now = this.clock.monoNs();
     for (const port of this.ports.values()) {
       for (const m of port.macs.values()) {
-        // a port that never comes to forward (failed hotplug): its guest is late already; the
-        // late_attach count and its delay wait for the join, which may never come
-        if (m.verdict === 'pending' && port.forwardingSinceNs === undefined && m.unfwdNs !== undefined && now - m.unfwdNs >= this.silentAfterNs)
+        // a bridge port that never comes to forward (STP blocking, a bridge left down): its guest
+        // is late already; the late_attach count and its delay wait for forwarding. Taps in no
+        // Linux bridge (OVS, routed) are not judged, nor ports that were there before us.
+        const stuck = port.live && port.bridge !== '' && port.forwardingSinceNs === undefined;
+        if (stuck && m.verdict === 'pending' && m.unfwdNs !== undefined && now - m.unfwdNs >= this.silentAfterNs)
           this.verdict(port, m, 'late', now);
         if (m.silentCounted) continue;
         const silent = isSilent({

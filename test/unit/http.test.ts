@@ -56,7 +56,7 @@ afterEach(async () => {
 });
 
 /** A daemon that saw: tap0 late (5 RARPs before joining br0), tap1 on time, an uplink, tap2 idle. */
-function fixture(flags: Record<string, string> = {}): { daemon: Daemon; deps: HttpDeps; clock: TestClock } {
+function fixture(flags: Record<string, string> = {}, uplink = true): { daemon: Daemon; deps: HttpDeps; clock: TestClock } {
   const clock = new TestClock();
   const config = loadConfig({ flags: { 'api-token': TOKEN, ...flags } });
   const daemon = new Daemon({ config, log: pino({ level: 'silent' }), clock });
@@ -78,6 +78,12 @@ function fixture(flags: Record<string, string> = {}): { daemon: Daemon; deps: Ht
   // an uplink, and a tap that never joined
   t.portAppeared({ ...base, ifindex: UPLINK, name: 'up0', kind: 'veth', guest: false, bridge: 'br0', state: 'forwarding', tsNs: at(0) });
   t.portAppeared({ ...base, ifindex: TAP2, name: 'tap2', tsNs: at(3000) });
+  // the watcher was never started (no netlink here): give it the uplink the tracker was told of
+  if (uplink) {
+    const up0 = { ifindex: UPLINK, name: 'up0', kind: 'veth', mac: null, master: 99, masterName: 'br0', bridged: true };
+    const link = { ...up0, state: 'forwarding' as const, up: true, carrier: true, operUp: true, guest: false };
+    daemon.watcher.links = () => [link];
+  }
   clock.now = at(4000);
   return { daemon, deps: { ...daemon.httpDeps() }, clock };
 }
@@ -325,6 +331,11 @@ describe('routes and methods that do not exist', () => {
 });
 
 describe('POST /api/v1/announce', () => {
+  it('409 naming no_uplink when the bridge has no port to send RARP out of', async () => {
+    const { deps } = fixture({}, false);
+    expectError(await announce(app(deps), { port: 'tap0' }), 409, /suppressed \(no_uplink\)/);
+  });
+
   it('403 when no token is configured, whatever the request carries', async () => {
     const { deps } = fixture({ 'api-token': '' });
     expect(deps.apiToken).toBeUndefined();

@@ -1244,23 +1244,27 @@ describe('Ring', () => {
   });
 });
 
-describe('a guest whose port never comes to forward', () => {
-  it('is late in the API after --silent-after, without a late_attach count until it joins', async () => {
+describe('a guest whose bridge port never comes to forward', () => {
+  it('is late in the API after --silent-after, without a late_attach count until it forwards; a tap in no bridge stays pending', async () => {
     const { Tracker } = await import('../../src/tracker/timeline.js');
     let now = 1_000_000_000n;
     const calls: unknown[][] = [];
     const sink = new Proxy({}, { get: (_t, name) => (...a: unknown[]) => calls.push([name, ...a]) }) as never;
     const t = new Tracker({ clock: { monoNs: () => now, wallMs: () => Number(now / 1_000_000n) }, sink, silentAfterMs: 2000 });
     t.portAppeared({ ifindex: 5, name: 'tap5', kind: 'tun', guest: true, bridge: '', state: 'none', carrier: true, tsNs: now, initial: false });
+    t.portAppeared({ ifindex: 6, name: 'tap6', kind: 'tun', guest: true, bridge: '', state: 'none', carrier: true, tsNs: now, initial: false });
     t.frame({ tsNs: now + 1000n, ifindex: 5, mac: '52:54:00:00:00:05', kind: 'rarp', first: true, forwarding: false, bridgePort: false, vlan: 0, portState: 0xff, len: 60 });
+    t.frame({ tsNs: now + 1000n, ifindex: 6, mac: '52:54:00:00:00:06', kind: 'rarp', first: true, forwarding: false, bridgePort: false, vlan: 0, portState: 0xff, len: 60 });
+    t.portJoined(5, 'br0', now + 2000n);
+    t.portState(5, 'blocking', now + 3000n);
     now += 1_000_000_000n;
     t.tick();
     expect(t.portView('tap5')!.macs[0].verdict).toBe('pending');
     now += 1_500_000_000n;
     t.tick();
     expect(t.portView('tap5')!.macs[0].verdict).toBe('late');
+    expect(t.portView('tap6')!.macs[0].verdict).toBe('pending'); // in no bridge: OVS or routed
     expect(calls.filter((c) => c[0] === 'lateAttach')).toEqual([]);
-    t.portJoined(5, 'br0', now);
     t.portState(5, 'forwarding', now + 1n);
     expect(calls.filter((c) => c[0] === 'lateAttach')).toEqual([['lateAttach', 'br0', expect.closeTo(2.5, 3)]]);
   });
