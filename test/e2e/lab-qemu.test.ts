@@ -2,58 +2,16 @@
 // destination's own RARP burst is lost to a late tap join, and the measure is the switch's FDB.
 // Without bridgewatch the switch keeps sending the guest's traffic to host A; with it, it learns
 // host B within 100 ms of the join. Nothing may be left behind.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LAB_DIR } from '../../src/lab/daemon.js';
 import { findExecutable, QEMU_BINARY } from '../../src/lab/qemu.js';
 import type { LabSummary } from '../../src/lab/report.js';
-import { ALL_NS } from '../../src/lab/topology.js';
-import { PACKAGE_ROOT } from '../../src/paths.js';
-import { missing as kernelMissing } from '../helpers/kernel.js';
+import { lab, labSkip, leftovers, why } from '../helpers/lab-cli.js';
 
-const BIN = join(PACKAGE_ROOT, 'bin/bridgewatch.js');
-const base =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces, taps, raw sockets)'
-    : !existsSync(join(PACKAGE_ROOT, 'dist/src/lab/lab.js'))
-      ? 'dist/ not built: run bash scripts/setup.sh'
-      : (kernelMissing.bpf ?? kernelMissing.tun ?? kernelMissing.bridge ?? kernelMissing.bridgeBtf ?? '');
+const base = labSkip;
 const skip = base || (findExecutable(QEMU_BINARY) ? '' : `${QEMU_BINARY} not found in PATH (scripts/setup.sh --with-qemu installs Debian's qemu-system-x86)`);
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function lab(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, 'lab', ...args], { cwd: PACKAGE_ROOT, env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function leftovers(): string[] {
-  const out = ALL_NS.filter((n) => existsSync(`/run/netns/${n}`)).map((n) => `netns ${n}`);
-  if (existsSync(LAB_DIR)) out.push(LAB_DIR);
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (cmd.includes(LAB_DIR) || /^bridge -n bwlab-/.test(cmd)) out.push(`process ${pid}: ${cmd.trim()}`);
-  }
-  return out;
-}
-
-const why = (r: Run): string => `exit ${r.code}\nstderr:\n${r.stderr.slice(-3000)}`;
 
 describe('bridgewatch lab --qemu', () => {
   afterAll(async () => {

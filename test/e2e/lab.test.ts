@@ -3,55 +3,13 @@
 // waits tens of seconds for the client's ARP entry to go stale). Then --keep, the refusal to
 // build over a kept lab, and --down. Nothing may be left behind.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LAB_DIR } from '../../src/lab/daemon.js';
 import type { LabSummary } from '../../src/lab/report.js';
 import { ALL_NS, NS } from '../../src/lab/topology.js';
-import { PACKAGE_ROOT } from '../../src/paths.js';
-import { missing as kernelMissing } from '../helpers/kernel.js';
+import { lab, labSkip, leftovers, why } from '../helpers/lab-cli.js';
 
-const BIN = join(PACKAGE_ROOT, 'bin/bridgewatch.js');
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces, taps, raw sockets)'
-    : !existsSync(join(PACKAGE_ROOT, 'dist/src/lab/lab.js'))
-      ? 'dist/ not built: run bash scripts/setup.sh'
-      : (kernelMissing.bpf ?? kernelMissing.tun ?? kernelMissing.bridge ?? kernelMissing.bridgeBtf ?? '');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function lab(args: string[], timeoutMs: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, 'lab', ...args], { cwd: PACKAGE_ROOT, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Whatever of the lab still exists: namespaces, the state dir, processes started for it. */
-function leftovers(): string[] {
-  const out = ALL_NS.filter((n) => existsSync(`/run/netns/${n}`)).map((n) => `netns ${n}`);
-  if (existsSync(LAB_DIR)) out.push(LAB_DIR);
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (cmd.includes(LAB_DIR) || /^bridge -n bwlab-/.test(cmd)) out.push(`process ${pid}: ${cmd.trim()}`);
-  }
-  return out;
-}
-
-const why = (r: Run): string => `exit ${r.code}\nstderr:\n${r.stderr.slice(-3000)}`;
+const skip = labSkip;
 
 describe('bridgewatch lab (simulated guest)', () => {
   afterAll(async () => {
