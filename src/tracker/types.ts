@@ -66,21 +66,11 @@ export interface PortInput {
   initial: boolean;
 }
 
-export interface FactView {
-  seq: number;
+/** A fact as the API shows it: monotonic ns become a wall-clock time (and a string). */
+export type FactView = Omit<Fact, 'tsNs' | 'ifindex'> & {
   at: string; // wall clock, ISO 8601
   monoNs: string;
-  port: string;
-  type: FactType;
-  bridge?: string;
-  state?: PortState;
-  mac?: string;
-  kind?: Kind;
-  vlan?: number;
-  delivered?: boolean;
-  verdict?: Verdict;
-  detail?: string;
-}
+};
 
 export interface MacView {
   mac: string;

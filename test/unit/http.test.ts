@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { Daemon } from '../../src/daemon.js';
 import { buildServer, type HttpDeps } from '../../src/http/server.js';
 import type { Clock, FactView, PortView } from '../../src/tracker/types.js';
+import { bpfEvent } from '../helpers/events.js';
 
 const MS = 1_000_000n;
 const T0 = 5_000n * MS; // monotonic time of the first fact
@@ -34,19 +35,7 @@ const TAP1 = 8; // on time
 const UPLINK = 9;
 const TAP2 = 10; // no bridge, no frames
 
-const ev = (atMs: number, o: Partial<BpfEvent>): BpfEvent => ({
-  tsNs: T0 + BigInt(atMs) * MS,
-  ifindex: TAP0,
-  mac: LATE_MAC,
-  kind: 'rarp',
-  first: false,
-  forwarding: false,
-  bridgePort: false,
-  vlan: 0,
-  portState: 0xff,
-  len: 60,
-  ...o,
-});
+const ev = (atMs: number, o: Partial<BpfEvent>): BpfEvent => bpfEvent(T0 + BigInt(atMs) * MS, TAP0, LATE_MAC, o);
 
 const apps: FastifyInstance[] = [];
 const daemons: Daemon[] = [];

@@ -3,6 +3,7 @@ import { KINDS, type BpfEvent, type Kind, type KindCounts, type MacEntry } from 
 import { Ring } from '../../src/tracker/ring.js';
 import { Tracker, type TrackerOptions } from '../../src/tracker/timeline.js';
 import type { Clock, FactView, PortInput, TrackerSink } from '../../src/tracker/types.js';
+import { bpfEvent } from '../helpers/events.js';
 
 // ---- fixtures: a fake clock, a sink that records its calls, builders in milliseconds ----
 
@@ -82,19 +83,7 @@ const port = (over: Partial<PortInput> = {}): PortInput => ({
 });
 
 /** A ring-buffer event; defaults: an unforwarded RARP on a device that is no bridge port. */
-const ev = (atMs: number, o: Partial<BpfEvent> = {}): BpfEvent => ({
-  tsNs: ms(atMs),
-  ifindex: TAP,
-  mac: MAC,
-  kind: 'rarp',
-  first: false,
-  forwarding: false,
-  bridgePort: false,
-  vlan: 0,
-  portState: 0xff,
-  len: 60,
-  ...o,
-});
+const ev = (atMs: number, o: Partial<BpfEvent> = {}): BpfEvent => bpfEvent(ms(atMs), TAP, MAC, o);
 const fwdEv = (atMs: number, o: Partial<BpfEvent> = {}): BpfEvent =>
   ev(atMs, { forwarding: true, bridgePort: true, portState: 3, ...o });
 
