@@ -34,6 +34,11 @@ export interface AnnouncerDeps {
     macConflict(bridge: string): void;
   };
   onSent?(ifindex: number, mac: string, tsNs: bigint, detail: string): void;
+  /**
+   * Before a schedule's first frame: make the local bridge deliver the MAC to the guest's port
+   * (`vid`: the guest's VLAN on a vlan_filtering bridge). Failures are the callee's to count.
+   */
+  beforeFirstRound?(t: AnnounceTarget, vid: number | undefined): Promise<void>;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 }
 
@@ -149,6 +154,10 @@ export class Announcer {
       this.d.metrics.announceSuppressed('unknown_vlan');
       this.d.log.warn({ port: t.port, mac: t.mac, round: round + 1 }, 'guest port has no PVID on a vlan_filtering bridge; round not sent');
       return;
+    }
+    if (round === 0 && this.d.beforeFirstRound) {
+      await this.d.beforeFirstRound(t, pvid);
+      if (this.stopped || (this.timers.has(t.mac) && this.timers.get(t.mac) !== schedule)) return;
     }
     const uplinks = this.d.uplinks(t.bridge);
     if (!uplinks.length) {

@@ -9,10 +9,11 @@ import type { AnnounceRequest, AnnounceResult } from '../http/server.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { globMatch } from '../ports/match.js';
 import type { PortWatcher } from '../ports/watcher.js';
+import type { BridgeFdb } from '../ports/fdb.js';
 import type { PacketSocket } from '../sys/packet.js';
 import type { Tracker } from '../tracker/timeline.js';
 import type { Clock } from '../tracker/types.js';
-import { Announcer } from './announcer.js';
+import { Announcer, type AnnounceTarget } from './announcer.js';
 import { readBridgeVlans } from './vlans.js';
 
 export interface HealerDeps {
@@ -25,6 +26,7 @@ export interface HealerDeps {
   /** the capture backend and packet socket, once started (undefined before and after) */
   backend(): ObserveBackend | undefined;
   packet(): PacketSocket | undefined;
+  fdb(): BridgeFdb | undefined;
 }
 
 export class Healer {
@@ -51,6 +53,7 @@ export class Healer {
       activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
       metrics: d.metrics,
       onSent: (ifindex, mac, ts, detail) => d.tracker.rarpSent(ifindex, mac, ts, detail),
+      beforeFirstRound: (t, vid) => this.repairFdb(t, vid, false),
       log: d.log,
     });
   }
@@ -69,7 +72,60 @@ export class Healer {
       this.d.log.info({ port: info.name, mac, suppressed: 'delivered_since' }, 'announce suppressed');
       return;
     }
-    this.announcer.announce({ ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs }, 'late_attach');
+    const target = { ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs };
+    const d = this.announcer.announce(target, 'late_attach');
+    if (!d.ok && d.reason === 'dry_run') void this.dryRunFdb(target);
+  }
+
+  /**
+   * The local half of the heal. While the guest ran elsewhere its broadcasts taught this bridge
+   * that the MAC lives behind the uplink; until the guest itself transmits here, the bridge drops
+   * what the fabric now delivers for it. A RARP out of the uplink fixes the switches, not this.
+   * Only a learned entry moves: static, permanent, sticky and externally learned (EVPN) entries
+   * are someone's decision. Never throws: outcomes are logged and counted.
+   */
+  private async repairFdb(t: AnnounceTarget, vid: number | undefined, dryRun: boolean): Promise<void> {
+    const fdb = this.d.fdb();
+    const bridge = this.d.watcher.bridges().find((b) => b.name === t.bridge);
+    if (!fdb || !bridge) return;
+    const log = { port: t.port, bridge: t.bridge, mac: t.mac, vlan: vid };
+    try {
+      const e = await fdb.get(bridge.ifindex, t.mac, vid ?? 0);
+      if (!e || e.ifindex === t.ifindex) {
+        this.d.log.debug({ ...log, fdb: e ? 'on the guest port' : 'none' }, 'fdb repair not needed');
+        return;
+      }
+      const from = this.d.watcher.link(e.ifindex)?.name ?? `ifindex ${e.ifindex}`;
+      if (e.kind !== 'dynamic') {
+        this.d.metrics.fdbRepairSkipped(e.kind);
+        this.d.log.info({ ...log, on: from, kind: e.kind }, 'fdb entry left alone');
+        return;
+      }
+      if (dryRun) {
+        this.d.metrics.fdbRepairSkipped('dry_run');
+        this.d.log.info({ ...log, from, to: t.port }, 'dry-run: would move fdb entry to the guest port');
+        return;
+      }
+      await fdb.moveTo(t.ifindex, t.mac, vid ?? 0);
+      this.d.metrics.fdbRepaired(t.bridge);
+      this.d.tracker.fdbRepaired(t.ifindex, t.mac, this.d.clock.monoNs(), `from ${from}`);
+      this.d.log.info({ ...log, from, to: t.port }, 'fdb entry moved to the guest port');
+    } catch (e) {
+      this.d.metrics.fdbRepairSkipped('error');
+      this.d.log.warn({ ...log, err: (e as Error).message }, 'fdb repair failed');
+    }
+  }
+
+  /** dry-run: say what the repair would do (the guest's VLAN read as the announcer would). */
+  private async dryRunFdb(t: AnnounceTarget): Promise<void> {
+    let vid: number | undefined;
+    if (this.d.watcher.bridges().find((b) => b.name === t.bridge)?.vlanFiltering) {
+      vid = await readBridgeVlans()
+        .then((v) => v.get(t.port)?.pvid)
+        .catch(() => undefined);
+      if (vid === undefined) return; // no round would be sent either
+    }
+    await this.repairFdb(t, vid, true);
   }
 
   /** `POST /api/v1/announce`: only MACs seen on that port. */

@@ -15,6 +15,8 @@ export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0
 export const SUPPRESS_REASONS = ['off', 'dry_run', 'group_mac', 'no_bridge', 'conflict', 'holdoff', 'rate_limit', 'delivered_since', 'unknown_vlan', 'no_uplink'] as const;
 export const ATTACH_ERROR_REASONS = ['device_gone', 'permission', 'unsupported', 'kernel'] as const;
 export const UNRECORDED_REASONS = ['bad_source', 'port_full', 'insert_fail'] as const;
+/** why a guest's bridge FDB entry was not moved to its port: the entry's kind, dry-run, or a failure */
+export const FDB_SKIP_REASONS = ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] as const;
 
 export interface BridgeFacts {
   name: string;
@@ -130,12 +132,15 @@ export class Metrics implements TrackerSink {
       rarpErrors: counter('rarp_send_errors_total', 'RARP frames that failed to send.', ['bridge'] as const),
       suppressed: counter('announce_suppressed_total', 'Re-announcements not sent, by reason.', ['reason'] as const),
       reannounce: histogram('reannounce_latency_seconds', 'Port forwarding to first RARP sent on the guest\'s behalf.', ['bridge'] as const),
+      fdbRepairs: counter('fdb_repairs_total', 'Bridge FDB entries of a healed guest moved from another port (the uplink) to the guest\'s port.', ['bridge'] as const),
+      fdbSkipped: counter('fdb_repair_skipped_total', 'Bridge FDB entries of a healed guest left where they were, by reason.', ['reason'] as const),
       conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
     };
     this.c.buildInfo.set({ ...build }, 1);
     for (const reason of SUPPRESS_REASONS) this.c.suppressed.inc({ reason }, 0);
     for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
     for (const reason of UNRECORDED_REASONS) this.c.unrecorded.inc({ reason }, 0);
+    for (const reason of FDB_SKIP_REASONS) this.c.fdbSkipped.inc({ reason }, 0);
     for (const what of ['ports', 'macs', 'timeline']) this.c.refused.inc({ what }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
   }
@@ -186,7 +191,7 @@ export class Metrics implements TrackerSink {
     if (this.bridgesKnown.has(bridge)) return;
     this.bridgesKnown.add(bridge);
     const b = { bridge };
-    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts]) ctr.inc(b, 0);
+    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs]) ctr.inc(b, 0);
     for (const kind of KINDS) {
       this.c.before.inc({ bridge, kind }, 0);
       if (kind !== 'other') for (const delivered of ['true', 'false']) this.c.announcements.inc({ bridge, kind, delivered }, 0);
@@ -198,7 +203,7 @@ export class Metrics implements TrackerSink {
   bridgeGone(bridge: string): void {
     if (!this.bridgesKnown.delete(bridge)) return;
     const b = { bridge };
-    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
+    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
       m.remove(b);
     for (const kind of KINDS) {
       this.c.before.remove({ bridge, kind });
@@ -253,5 +258,11 @@ export class Metrics implements TrackerSink {
   }
   macConflict(bridge: string): void {
     this.c.conflicts.inc({ bridge });
+  }
+  fdbRepaired(bridge: string): void {
+    this.c.fdbRepairs.inc({ bridge });
+  }
+  fdbRepairSkipped(reason: (typeof FDB_SKIP_REASONS)[number]): void {
+    this.c.fdbSkipped.inc({ reason });
   }
 }

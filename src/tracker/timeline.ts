@@ -221,6 +221,12 @@ export class Tracker {
     this.fact(port, tsNs, { type: 'rarp_sent', mac, kind: 'rarp', detail });
   }
 
+  /** The local bridge's entry for the MAC was moved to this port (the heal's local half). */
+  fdbRepaired(ifindex: number, mac: string, tsNs: bigint, detail: string): void {
+    const port = this.ports.get(ifindex);
+    if (port) this.fact(port, tsNs, { type: 'fdb_repaired', mac, detail });
+  }
+
   // ---- views ----
 
   /** Light list for metrics: no timelines. */

@@ -23,7 +23,8 @@ export type FactType =
   | 'first_frame'
   | 'announcement'
   | 'verdict'
-  | 'rarp_sent';
+  | 'rarp_sent'
+  | 'fdb_repaired';
 
 export interface Fact {
   seq: number;

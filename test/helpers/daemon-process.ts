@@ -189,7 +189,7 @@ export function programsOn(ns: TestNetns, dev: string): { tcx: number; tc: numbe
 }
 
 /** Poll an async condition every 50 ms until it holds; throws with `what` and the last value. */
-export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000, pollMs = 50): Promise<T> {
   const end = Date.now() + ms;
   let last: T | undefined;
   let err: unknown;
@@ -201,6 +201,6 @@ export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T)
       err = e;
     }
     if (Date.now() > end) throw new Error(`wait for ${what}: timed out after ${ms} ms; last: ${err ? String(err) : JSON.stringify(last)?.slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -64,6 +64,9 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_announce_suppressed_total', type: 'counter', labels: { reason: ANY } },
   { name: 'bridgewatch_reannounce_latency_seconds', type: 'histogram', labels: { bridge: ANY } },
   { name: 'bridgewatch_mac_conflicts_total', type: 'counter', labels: { bridge: ANY } },
+  // the local half of the heal (issue J)
+  { name: 'bridgewatch_fdb_repairs_total', type: 'counter', labels: { bridge: ANY } },
+  { name: 'bridgewatch_fdb_repair_skipped_total', type: 'counter', labels: { reason: ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] } },
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
 ];
 

@@ -1,0 +1,14 @@
+// errno numbers by name, and names for messages (Linux values, from node's own table).
+import { constants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+
+export const ERRNO = constants.errno;
+
+/** `ENOENT` for 2; `errno 4095` when the platform has no name for it. */
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-Math.abs(errno));
+  } catch {
+    return `errno ${errno}`;
+  }
+}
