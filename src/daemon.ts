@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { EbpfBackend, type ObserveBackend } from './backend.js';
-import { BR_STATES, type MacEntry } from './bpf/abi.js';
+import { BR_STATES, macFromString, type MacEntry } from './bpf/abi.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
 import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
@@ -56,6 +56,8 @@ export class Daemon {
   private subscribed = false;
   private lastEntries = 0;
   private lastSync = 0;
+  /** kernel event drops at the last full map read (-1: never read) */
+  private droppedAtScan = -1;
 
   constructor(o: DaemonOptions) {
     this.cfg = o.config;
@@ -221,22 +223,47 @@ export class Daemon {
     if (maxAgeMs && now - this.lastSync < maxAgeMs) return;
     this.lastSync = now;
     try {
+      const dropped = this.eventsDropped();
       const entries = this.bpf.macs();
       this.lastEntries = entries.length;
-      this.tracker.syncCounters(entries);
+      this.tracker.syncCounters(entries); // MACs whose event was dropped are learned here
+      this.droppedAtScan = dropped;
       this.bpf.syncPortCounts(entries);
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
     }
   }
 
+  /**
+   * A port's kernel entries at its forwarding transition, on the way to a RARP: per-key lookups
+   * of the MACs the tracker knows there. Every MAC's first frame raised an event, so the tracker
+   * knows them all unless the kernel dropped events since the last full read: only then scan.
+   */
   private entriesOf(ifindex: number): MacEntry[] {
+    const bpf = this.bpf;
+    if (!bpf) return [];
     try {
-      return this.bpf ? this.bpf.macs().filter((e) => e.ifindex === ifindex) : [];
+      const dropped = this.eventsDropped();
+      if (dropped !== this.droppedAtScan) {
+        const all = bpf.macs();
+        this.droppedAtScan = dropped;
+        return all.filter((e) => e.ifindex === ifindex);
+      }
+      const out: MacEntry[] = [];
+      for (const mac of this.tracker.macsOf(ifindex)) {
+        const e = bpf.mac(ifindex, macFromString(mac));
+        if (e) out.push({ ...e, ifindex, mac });
+      }
+      return out;
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
       return [];
     }
+  }
+
+  private eventsDropped(): number {
+    const s = this.bpf?.stats();
+    return s ? s.drop_rate_mac + s.drop_rate_all + s.drop_ringbuf : 0;
   }
 
   private onPort(ev: PortEvent): void {
@@ -379,11 +406,7 @@ export class Daemon {
       macCount: () => this.tracker.macCount(),
       maps: () => (this.bpf ? [{ name: 'bw_port_macs', entries: this.lastEntries, max: this.bpf.maxMacs }] : []),
       programsAttached: () => this.bpf?.attachments().length ?? 0,
-      bpfEventsDropped: () => {
-        if (!this.bpf) return 0;
-        const s = this.bpf.stats();
-        return s.drop_rate_mac + s.drop_rate_all + s.drop_ringbuf;
-      },
+      bpfEventsDropped: () => this.eventsDropped(),
       netlink: () => ({ resyncs: this.watcher.stats.resyncs, badMessages: this.watcher.stats.badMessages }),
       bpfUnrecorded: () => {
         const s = this.bpf?.stats();

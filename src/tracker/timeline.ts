@@ -238,6 +238,11 @@ export class Tracker {
     return this.ports.size;
   }
 
+  /** The guest MACs known on a port (from kernel events and map reads). */
+  macsOf(ifindex: number): string[] {
+    return [...(this.ports.get(ifindex)?.macs.keys() ?? [])];
+  }
+
   macCount(): number {
     let n = 0;
     for (const p of this.ports.values()) n += p.macs.size;
