@@ -53,7 +53,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'listen', flag: 'listen', kind: 'listen', default: '0.0.0.0:9725', help: 'HTTP address for /metrics, /healthz, /readyz and /api/v1' },
   { key: 'bridges', flag: 'bridges', kind: 'list', default: ['*'], help: 'watch ports of bridges matching these globs' },
   { key: 'excludeBridges', flag: 'exclude-bridges', kind: 'list', default: [], help: 'never watch ports of these bridges' },
-  { key: 'devices', flag: 'devices', kind: 'list', default: ['tap*', 'vif*', 'vnet*', 'macvtap*'], help: 'also watch unbridged devices matching these globs (before they join)' },
+  { key: 'devices', flag: 'devices', kind: 'list', default: ['tap*', 'vif*', 'vnet*', 'macvtap*'], help: 'also watch unbridged devices matching these globs (tun/tap and macvtap devices are watched from creation whatever their name)' },
   { key: 'excludeDevices', flag: 'exclude-devices', kind: 'list', default: [], help: 'never watch these devices' },
   { key: 'uplinks', flag: 'uplinks', kind: 'list', default: [], help: 'bridge ports that are uplinks (RARP goes out there); default: every non-guest port' },
   { key: 'guests', flag: 'guests', kind: 'list', default: ['tap*', 'vif*', 'vnet*', 'macvtap*'], help: 'names of guest (VM) ports, besides tun/tap/macvtap devices' },

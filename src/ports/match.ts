@@ -87,6 +87,8 @@ export interface PortFacts {
   kind: string;
   /** name of the bridge it is a port of, or null when it is in none */
   bridge: string | null;
+  /** has an L2 address: a tap, not an L3 tun (both are IFLA_INFO_KIND "tun") */
+  l2?: boolean;
 }
 
 export interface Matcher {
@@ -113,10 +115,13 @@ export function compileRules(rules: WatchRules): Matcher {
   const guestIn = any(checked.guests);
   const uplink = any(checked.uplinks);
   const bridge = (name: string): boolean => bridgeIn(name) && !bridgeOut(name);
+  // a guest NIC by its kind, whatever a hotplug script named it: watched from its creation,
+  // before it joins a bridge (its burst may come first); --devices names add to it
+  const guestKind = (p: PortFacts): boolean => GUEST_KINDS.includes(p.kind) && p.l2 !== false && !uplink(p.name);
   return {
     rules: checked,
     bridge,
-    port: (p) => !devOut(p.name) && (p.bridge !== null ? bridge(p.bridge) : devIn(p.name)),
+    port: (p) => !devOut(p.name) && (p.bridge !== null ? bridge(p.bridge) : devIn(p.name) || guestKind(p)),
     guest: (p) => !uplink(p.name) && (GUEST_KINDS.includes(p.kind) || guestIn(p.name)),
   };
 }

@@ -184,7 +184,7 @@ export class LinkTable {
   private evaluate(rec: Rec, before: Facts, ctx: ApplyContext): TableEvent[] {
     const m = rec.master ? this.recs.get(rec.master) : undefined;
     rec.inBridge = m?.br ? { index: m.ifindex, name: m.name } : null;
-    rec.watched = this.match.port({ name: rec.name, kind: rec.kind, bridge: rec.inBridge?.name ?? null });
+    rec.watched = this.match.port({ name: rec.name, kind: rec.kind, bridge: rec.inBridge?.name ?? null, l2: rec.mac !== null });
     rec.guest = this.match.guest({ name: rec.name, kind: rec.kind });
     const out: PortEvent[] = [];
     const base = this.base(rec, ctx);

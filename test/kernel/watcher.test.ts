@@ -119,19 +119,35 @@ describe.skipIf(skip)('PortWatcher (kernel)', () => {
     expect(w.link(created.ifindex)).toMatchObject({ operUp: true, carrier: true });
   });
 
-  it('rename keeps the ifindex; renaming out of the rules unwatches', async () => {
+  it('rename keeps the ifindex; a tap stays watched whatever its name; renaming into --exclude-devices unwatches', async () => {
     const ns = freshNetns('rename');
-    const { w, rec } = await watch(ns);
+    const { w, rec } = await watch(ns, { rules: { ...defaultRules(), excludeDevices: ['off*'] } });
     tap(ns, 'tapr0');
     const { ifindex } = await rec.next('tapr0', 'created');
     ip(ns, 'link', 'set', 'tapr0', 'name', 'tapr1');
     const renamed = await rec.next(ifindex, 'renamed');
     expect(renamed).toMatchObject({ ifindex, name: 'tapr1', oldName: 'tapr0' });
     expect(w.link(ifindex)?.name).toBe('tapr1');
+    // a hotplug script's name for it: still a tap, still the guest's port
     ip(ns, 'link', 'set', 'tapr1', 'name', 'guest0');
+    expect(await rec.next(ifindex, 'renamed', 2)).toMatchObject({ name: 'guest0', link: { guest: true } });
+    ip(ns, 'link', 'set', 'guest0', 'name', 'off0');
     await rec.next(ifindex, 'unwatched');
-    expect(types(rec.of(ifindex))).toEqual(['created', 'renamed', 'renamed', 'unwatched']);
+    expect(types(rec.of(ifindex))).toEqual(['created', 'renamed', 'renamed', 'renamed', 'unwatched']);
     expect(w.link(ifindex)).toBeUndefined();
+  });
+
+  it('a tap created under any name is watched from creation, an L3 tun is not', async () => {
+    const ns = freshNetns('kind');
+    const { w, rec } = await watch(ns);
+    tap(ns, 'guest7');
+    const { ifindex, link } = await rec.next('guest7', 'created');
+    expect(link).toMatchObject({ kind: 'tun', guest: true, bridged: false });
+    ip(ns, 'tuntap', 'add', 'dev', 'vpn0', 'mode', 'tun');
+    tap(ns, 'guest8'); // a later event: vpn0's creation has been seen by then
+    await rec.next('guest8', 'created');
+    expect(rec.of('vpn0')).toEqual([]);
+    expect(w.link(ifindex)?.name).toBe('guest7');
   });
 
   it('leaving the bridge: a tap stays watched, a veth uplink is unwatched', async () => {

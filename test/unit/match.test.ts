@@ -89,7 +89,11 @@ describe('compileRules: which devices are watched', () => {
     ['unbridged macvtap', {}, { name: 'macvtap0', kind: 'macvtap', bridge: null }, true],
     ['unbridged veth', {}, { name: 'veth0', kind: 'veth', bridge: null }, false],
     ['unbridged eth', {}, { name: 'eth0', kind: '', bridge: null }, false],
-    ['unbridged tun-kind with another name', {}, { name: 'qemu0', kind: 'tun', bridge: null }, false],
+    ['unbridged tap with another name (by kind, from creation)', {}, { name: 'guest7', kind: 'tun', bridge: null, l2: true }, true],
+    ['unbridged macvtap with another name', {}, { name: 'mv-web7', kind: 'macvtap', bridge: null, l2: true }, true],
+    ['unbridged L3 tun (a VPN): no L2 address, no guest', {}, { name: 'tun0', kind: 'tun', bridge: null, l2: false }, false],
+    ['unbridged tap named as an uplink', { uplinks: ['guest7'] }, { name: 'guest7', kind: 'tun', bridge: null, l2: true }, false],
+    ['unbridged tap, excluded by name', { excludeDevices: ['guest*'] }, { name: 'guest7', kind: 'tun', bridge: null, l2: true }, false],
     ['bridged veth (every port of every bridge)', {}, { name: 'veth0', kind: 'veth', bridge: 'br0' }, true],
     ['bridged eth', {}, { name: 'eth0', kind: '', bridge: 'br0' }, true],
     ['port of an excluded bridge', { excludeBridges: ['virbr*'] }, { name: 'vnet0', kind: 'tun', bridge: 'virbr0' }, false],
@@ -100,9 +104,10 @@ describe('compileRules: which devices are watched', () => {
     ['excluded device, unbridged', { excludeDevices: ['tap9*'] }, { name: 'tap90', kind: 'tun', bridge: null }, false],
     ['excluded device, bridged: exclude wins', { excludeDevices: ['tap9*'] }, { name: 'tap90', kind: 'tun', bridge: 'br0' }, false],
     ['custom device globs', { devices: ['eth*'] }, { name: 'eth1', kind: '', bridge: null }, true],
-    ['custom device globs drop the defaults', { devices: ['eth*'] }, { name: 'tap0', kind: 'tun', bridge: null }, false],
-    ['no unbridged devices at all', { devices: [] }, { name: 'tap0', kind: 'tun', bridge: null }, false],
-    ['? matches one character', { devices: ['tap?'] }, { name: 'tap12', kind: 'tun', bridge: null }, false],
+    ['custom device globs drop the default names', { devices: ['eth*'] }, { name: 'vif1.0', kind: '', bridge: null }, false],
+    ['custom device globs keep taps by kind', { devices: ['eth*'] }, { name: 'tap0', kind: 'tun', bridge: null, l2: true }, true],
+    ['no unbridged device names at all', { devices: [] }, { name: 'vif1.0', kind: '', bridge: null }, false],
+    ['? matches one character', { devices: ['vif?'] }, { name: 'vif12', kind: '', bridge: null }, false],
   ];
   it.each(cases)('%s', (_what, rules, port, want) => {
     expect(compileRules({ ...defaultRules(), ...rules }).port(port)).toBe(want);
