@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { EbpfBackend, type ObserveBackend } from './backend.js';
 import { BR_STATES, macFromString, type MacEntry } from './bpf/abi.js';
+import { routeLibbpfPrint } from './bpf/libbpf.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
 import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
@@ -150,6 +151,8 @@ export class Daemon {
     const c = this.cfg;
     if (c.capture !== 'pcap') {
       try {
+        // libbpf's own lines (mostly expected feature-probe failures) are details, not news
+        routeLibbpfPrint((level, msg) => this.log.debug({ libbpf: level }, msg));
         const bpf = new EbpfBackend({
           maxMacs: c.bpfMaxMacs,
           mode: c.attach,
@@ -157,9 +160,14 @@ export class Daemon {
           portState: c.bpfPortState,
           tunables: { macsPerPort: c.maxMacsPerPort },
         });
-        this.log.info({ attach: bpf.attachMode, portState: bpf.bpf.portState, maxMacs: bpf.maxMacs }, 'bpf loaded');
-        if (bpf.bpf.fallbackReason)
-          this.log.warn({ reason: bpf.bpf.fallbackReason }, 'port states come from rtnetlink (kernel before 6.3?): forwarding is judged a little less exactly');
+        // one line for the operator: which build and attach mode run, and why
+        const why = bpf.bpf.fallbackReason;
+        this.log.info(
+          { build: bpf.bpf.portState === 'kernel' ? 'kfunc' : 'statemap', attach: bpf.attachMode, portState: bpf.bpf.portState, maxMacs: bpf.maxMacs, ...(why ? { why } : {}) },
+          bpf.bpf.portState === 'kernel'
+            ? `bpf loaded: port state read in the kernel at each frame, ${bpf.attachMode} attach`
+            : `bpf loaded: port states from rtnetlink (this kernel cannot read them at each frame), ${bpf.attachMode} attach`,
+        );
         return bpf;
       } catch (e) {
         this.bpfError = (e as Error).message;

@@ -21,6 +21,8 @@ koffi.opaque('bpf_program')
 koffi.opaque('btf')
 koffi.opaque('ring_buffer')
 export const RingBufSampleFn = koffi.proto('int bw_ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
+// libbpf_print_fn_t; a va_list reaches a callee as a pointer on LP64 ABIs, so void * carries it
+const PrintFn = koffi.proto('int bw_libbpf_print_fn(int level, const char *fmt, void *args)');
 
 function bind() {
   const l = load();
@@ -76,7 +78,29 @@ export function libbpf(): Libbpf {
   return bound;
 }
 
-/** Run fn with libbpf's stderr printing off (for probes whose failure is the expected answer). */
+export type LibbpfLevel = 'warn' | 'info' | 'debug';
+const LEVELS: LibbpfLevel[] = ['warn', 'info', 'debug']; // enum libbpf_print_level
+let printer: unknown;
+
+/**
+ * Send libbpf's own messages to `sink` instead of stderr: the daemon logs them at debug, since
+ * on an older kernel most of them are the expected answers of feature probes.
+ */
+export function routeLibbpfPrint(sink: (level: LibbpfLevel, msg: string) => void): void {
+  const l = libbpf();
+  const vsnprintf = koffi.load('libc.so.6').func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *args)');
+  const buf = Buffer.alloc(1024);
+  if (printer) koffi.unregister(printer as koffi.IKoffiRegisteredCallback);
+  printer = koffi.register((level: number, fmt: string, args: unknown) => {
+    const n = vsnprintf(buf, buf.length, fmt, args) as number;
+    const msg = buf.toString('utf8', 0, Math.max(0, Math.min(n, buf.length - 1))).trimEnd();
+    if (msg) sink(LEVELS[level] ?? 'debug', msg);
+    return 0;
+  }, koffi.pointer(PrintFn));
+  l.set_print(printer);
+}
+
+/** Run fn with libbpf's printing off (for probes whose failure is the expected answer). */
 export function quietly<T>(fn: () => T): T {
   const l = libbpf();
   const prev = l.set_print(null);
