@@ -16,7 +16,6 @@ import { defaultRules, validateRules } from './ports/match.js';
 import { Healer } from './announce/healer.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
-import { BridgeFdb } from './ports/fdb.js';
 import { VERSION } from './paths.js';
 import type { Config } from './config.js';
 import type { HttpDeps } from './http/server.js';
@@ -48,7 +47,6 @@ export class Daemon {
   bpf: ObserveBackend | undefined;
   private packet: PacketSocket | undefined;
   private rtnl: RtnlRequester | undefined;
-  private fdb: BridgeFdb | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -102,7 +100,7 @@ export class Daemon {
       watcher: this.watcher,
       backend: () => this.bpf,
       packet: () => this.packet,
-      fdb: () => this.fdb,
+      rtnl: () => this.rtnl,
     });
   }
 
@@ -123,7 +121,6 @@ export class Daemon {
     this.packet = new PacketSocket();
     this.rtnl = new RtnlRequester();
     this.rtnl.open();
-    this.fdb = new BridgeFdb(this.rtnl);
     this.watcher.on('port', (ev: PortEvent) => this.onPort(ev));
     this.watcher.on('bridge', (ev) => {
       if (ev.prev && ev.prev.name !== ev.bridge.name) this.metrics.bridgeGone(ev.prev.name);
@@ -201,7 +198,6 @@ export class Daemon {
     this.bpf = undefined;
     this.packet?.close();
     this.packet = undefined;
-    this.fdb = undefined;
     this.rtnl?.close();
     this.rtnl = undefined;
   }

@@ -9,12 +9,13 @@ import type { AnnounceRequest, AnnounceResult } from '../http/server.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { globMatch } from '../ports/match.js';
 import type { PortWatcher } from '../ports/watcher.js';
-import type { BridgeFdb } from '../ports/fdb.js';
+import { BridgeFdb } from '../ports/fdb.js';
+import type { RtnlRequester } from '../sys/rtnl-request.js';
 import type { PacketSocket } from '../sys/packet.js';
 import type { Tracker } from '../tracker/timeline.js';
 import type { Clock } from '../tracker/types.js';
 import { Announcer, type AnnounceTarget } from './announcer.js';
-import { readBridgeVlans } from './vlans.js';
+import { readBridgeVlans, type PortVlans } from './vlans.js';
 
 export interface HealerDeps {
   cfg: Config;
@@ -26,7 +27,8 @@ export interface HealerDeps {
   /** the capture backend and packet socket, once started (undefined before and after) */
   backend(): ObserveBackend | undefined;
   packet(): PacketSocket | undefined;
-  fdb(): BridgeFdb | undefined;
+  /** rtnetlink requests in the daemon's namespace (FDB, VLANs), once started */
+  rtnl(): RtnlRequester | undefined;
 }
 
 export class Healer {
@@ -49,7 +51,7 @@ export class Healer {
       },
       uplinks: (bridge) => this.uplinks(bridge),
       vlanFiltering: (bridge) => d.watcher.bridges().find((b) => b.name === bridge)?.vlanFiltering ?? false,
-      vlans: readBridgeVlans,
+      vlans: () => this.vlans(),
       activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
       metrics: d.metrics,
       onSent: (ifindex, mac, ts, detail) => d.tracker.rarpSent(ifindex, mac, ts, detail),
@@ -85,7 +87,8 @@ export class Healer {
    * are someone's decision. Never throws: outcomes are logged and counted.
    */
   private async repairFdb(t: AnnounceTarget, vid: number | undefined, dryRun: boolean): Promise<void> {
-    const fdb = this.d.fdb();
+    const nl = this.d.rtnl();
+    const fdb = nl && new BridgeFdb(nl);
     const bridge = this.d.watcher.bridges().find((b) => b.name === t.bridge);
     if (!fdb || !bridge) return;
     const log = { port: t.port, bridge: t.bridge, mac: t.mac, vlan: vid };
@@ -120,12 +123,17 @@ export class Healer {
   private async dryRunFdb(t: AnnounceTarget): Promise<void> {
     let vid: number | undefined;
     if (this.d.watcher.bridges().find((b) => b.name === t.bridge)?.vlanFiltering) {
-      vid = await readBridgeVlans()
+      vid = await this.vlans()
         .then((v) => v.get(t.port)?.pvid)
         .catch(() => undefined);
       if (vid === undefined) return; // no round would be sent either
     }
     await this.repairFdb(t, vid, true);
+  }
+
+  private vlans(): Promise<Map<string, PortVlans>> {
+    const nl = this.d.rtnl();
+    return nl ? readBridgeVlans(nl) : Promise.reject(new BridgewatchError('ESTATE', 'read bridge vlans: rtnetlink closed'));
   }
 
   /** `POST /api/v1/announce`: only MACs seen on that port. */

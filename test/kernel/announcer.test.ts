@@ -12,9 +12,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Announcer, type AnnounceMode, type AnnouncerDeps, type Decision } from '../../src/announce/announcer.js';
 import { rarpFrame, withVlanTag } from '../../src/announce/frames.js';
 import { ANNOUNCE_DEFAULTS, announceOffsets, type AnnounceParameters } from '../../src/announce/schedule.js';
-import { parseBridgeVlanJson, readBridgeVlans, type PortVlans } from '../../src/announce/vlans.js';
+import { readBridgeVlans, type PortVlans } from '../../src/announce/vlans.js';
+import { RtnlRequester } from '../../src/sys/rtnl-request.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { enterNetns } from '../../src/sys/netns.js';
 import { PacketSocket } from '../../src/sys/packet.js';
 import { findExecutable } from '../../src/lab/qemu.js';
 import { systemClock } from '../../src/tracker/types.js';
@@ -79,7 +79,7 @@ function rig(o: {
     send: (i, frame) => sock.send(i, frame),
     uplinks: () => (o.uplinks ?? ['up1', 'up2']).map((name) => ({ ifindex: ifindex[name], name })),
     vlanFiltering: () => o.filtering ?? false,
-    vlans: o.vlans ?? readBridgeVlans,
+    vlans: o.vlans ?? (async () => new Map()),
     activeElsewhere: (m) => (o.conflicts?.has(m) ? [ifindex.tap1] : []),
     metrics,
     onSent: (i, m, _ts, detail) => sent.push({ ifindex: i, mac: m, detail }),
@@ -342,18 +342,19 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
   });
 
   describe('VLANs (a vlan_filtering bridge: PVID 100 on the guest port)', () => {
-    // iproute2's `bridge -j vlan show` for: tap0 PVID 100 untagged; trunk carries 100 tagged;
-    // access carries 100 untagged (its PVID); other carries only 200
-    const table = (guestVlan: string) =>
-      JSON.stringify([
-        { ifname: 'tap0', vlans: [JSON.parse(guestVlan)] },
-        { ifname: 'up1', vlans: [{ vlan: 1, flags: ['PVID', 'Egress Untagged'] }, { vlan: 100 }] },
-        { ifname: 'up2', vlans: [{ vlan: 100, flags: ['PVID', 'Egress Untagged'] }] },
-        { ifname: 'br0', vlans: [{ vlan: 1, flags: ['PVID', 'Egress Untagged'] }] },
+    // tap0 PVID 100 untagged; trunk carries 100 tagged; access carries 100 untagged (its PVID);
+    // other carries only 200
+    const pv = (pvid: number | undefined, ...vids: [number, boolean][]): PortVlans => ({ pvid, vids: new Map(vids) });
+    const table = (guest: PortVlans) =>
+      new Map([
+        ['tap0', guest],
+        ['up1', pv(1, [1, true], [100, false])],
+        ['up2', pv(100, [100, true])],
+        ['br0', pv(1, [1, true])],
       ]);
 
-    it('as iproute2 reports the table: tagged 100 on a trunk, untagged where 100 is untagged, not sent where 100 is absent', async () => {
-      const vlans = async () => parseBridgeVlanJson(table('{"vlan":100,"flags":["PVID","Egress Untagged"]}'));
+    it('tagged 100 on a trunk, untagged where 100 is untagged, not sent where 100 is absent', async () => {
+      const vlans = async () => table(pv(100, [100, true]));
       const noHundred = async () => {
         const m = await vlans();
         m.set('up2', { pvid: 200, vids: new Map([[200, false]]) });
@@ -375,7 +376,7 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
     });
 
     it('sends nothing, and counts unknown_vlan, when the guest port has no PVID on a filtering bridge', async () => {
-      const noPvid = async () => parseBridgeVlanJson(table('{"vlan":100}'));
+      const noPvid = async () => table(pv(undefined, [100, false]));
       const r = rig({ filtering: true, vlans: noPvid, params: { rounds: 2 } });
       const cap = await capture(['up1', 'up2']);
       r.a.announce(target(), 'manual');
@@ -386,7 +387,7 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
       r.a.stop();
     });
 
-    it('on a real vlan_filtering bridge, read with `bridge -j vlan show` at each round', async (ctx) => {
+    it('on a real vlan_filtering bridge, read from rtnetlink at each round', async (ctx) => {
       const probe = new TestNetns('annprobe');
       const supported = vlanFilteringSupported(probe.name);
       probe.delete();
@@ -395,7 +396,7 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
       const v = new TestNetns('annvlan');
       const tap = new Guest(v, 'tap0', macBytes(MAC));
       let vsock: PacketSocket | undefined;
-      let leave: (() => void) | undefined;
+      let nl: RtnlRequester | undefined;
       try {
         v.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'vlan_filtering', '1');
         v.ip('link', 'set', 'br0', 'up');
@@ -415,6 +416,12 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
         v.tool('bridge', 'vlan', 'add', 'dev', 'other', 'vid', '200');
         v.tool('bridge', 'vlan', 'del', 'dev', 'other', 'vid', '1');
         vsock = v.run(() => new PacketSocket());
+        nl = v.run(() => {
+          const r = new RtnlRequester();
+          r.open(); // the namespace a socket is opened in is the one it reads
+          return r;
+        });
+        const vnl = nl;
 
         const registry = new Registry();
         const metrics = new Metrics(registry, noSource, { version: 'test', kernel: 'test', mode: 'ebpf' }, 'on');
@@ -427,27 +434,22 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
           send: (i, f) => vsock!.send(i, f),
           uplinks: () => ['trunk', 'access', 'other'].map((name) => ({ ifindex: idx[name], name })),
           vlanFiltering: () => true,
-          vlans: readBridgeVlans, // spawns `bridge` in the namespace of the main thread
+          vlans: () => readBridgeVlans(vnl),
           activeElsewhere: () => [],
           metrics,
           log: { info: () => undefined, warn: () => undefined },
         });
         announcers.push(a);
         const caps = await Promise.all(['trunk', 'access', 'other'].map((n) => startCapture(v.name, `${n}p`, join(dir, `v-${n}.pcap`), [], 'in')));
-        // readBridgeVlans reads the namespace the main thread is in when a round fires: stay in
-        // the bridge's namespace for the whole schedule
-        leave = enterNetns(v.name);
         a.announce({ ifindex: tap.ifindex, port: 'tap0', bridge: 'br0', mac: MAC }, 'late_attach');
         await sleep(SCHEDULE_MS);
-        leave();
-        leave = undefined;
         const [trunk, access, other] = await Promise.all(caps.map(async (c) => rarps((await c.stop()).packets)));
         expect(trunk.map((p) => hex(p.data))).toEqual(Array(5).fill(hex(withVlanTag(rarpFrame(MAC), 100))));
         expect(access.map((p) => hex(p.data))).toEqual(Array(5).fill(hex(rarpFrame(MAC))));
         expect(other).toEqual([]);
         expect(sampleValue(await registry.metrics(), 'bridgewatch_rarp_sent_total', { bridge: 'br0', reason: 'late_attach' })).toBe(10);
       } finally {
-        leave?.();
+        nl?.close();
         vsock?.close();
         tap.close();
         v.delete();
