@@ -43,6 +43,8 @@ export interface Config {
   bpfMaxMacs: number;
   maxEvents: number;
   stateDir: string;
+  flapMoves: number;
+  flapWindowMs: number;
   config: string;
 }
 
@@ -76,6 +78,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bpfMaxMacs', flag: 'bpf-max-macs', kind: 'int', default: 16_384, min: 64, max: 4_194_304, help: 'capacity of the kernel {port, MAC} LRU map' },
   { key: 'maxEvents', flag: 'max-events', kind: 'int', default: 4096, min: 16, max: 1_000_000, help: 'recent timeline events kept for /api/v1/events' },
   { key: 'stateDir', flag: 'state-dir', kind: 'string', default: '/run/bridgewatch', help: 'runtime state (clsact hooks created, for crash cleanup)' },
+  { key: 'flapMoves', flag: 'flap-moves', kind: 'int', default: 3, min: 1, max: 1000, help: 'a guest MAC flaps when its bridge FDB entry moves between a guest port and an uplink more than this many times within --flap-window' },
+  { key: 'flapWindowMs', flag: 'flap-window', kind: 'duration', default: '60s', min: 1000, max: 86_400_000, help: 'the window of --flap-moves' },
 ];
 
 const envName = (o: OptionSpec) => 'BRIDGEWATCH_' + o.flag.toUpperCase().replace(/-/g, '_');

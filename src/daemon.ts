@@ -16,6 +16,8 @@ import { defaultRules, validateRules } from './ports/match.js';
 import { Healer } from './announce/healer.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
+import { FdbWatch, type FdbNotice } from './ports/fdb-watch.js';
+import { MoveTracker } from './tracker/moves.js';
 import { VERSION } from './paths.js';
 import type { Config } from './config.js';
 import type { HttpDeps } from './http/server.js';
@@ -47,6 +49,9 @@ export class Daemon {
   bpf: ObserveBackend | undefined;
   private packet: PacketSocket | undefined;
   private rtnl: RtnlRequester | undefined;
+  private fdbWatch: FdbWatch | undefined;
+  private readonly moves: MoveTracker;
+  private fdbBad = 0;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -90,6 +95,7 @@ export class Daemon {
       uplinks: c.uplinks,
       guests: c.guests,
     });
+    this.moves = new MoveTracker({ flapMoves: c.flapMoves, flapWindowMs: c.flapWindowMs, maxMacs: c.maxPorts * c.maxMacsPerPort });
     this.watcher = new PortWatcher({ rules, clock: () => this.clock.monoNs(), log: this.log });
     this.healer = new Healer({
       cfg: c,
@@ -126,13 +132,29 @@ export class Daemon {
       if (ev.prev && ev.prev.name !== ev.bridge.name) this.metrics.bridgeGone(ev.prev.name);
       this.metrics.bridgeSeen(ev.bridge.name);
     });
-    this.watcher.on('bridgeDeleted', (ev) => this.metrics.bridgeGone(ev.name));
+    this.watcher.on('bridgeDeleted', (ev) => {
+      this.metrics.bridgeGone(ev.name);
+      this.moves.bridgeGone(ev.name);
+    });
     this.watcher.on('error', (err: Error) => {
       this.subscribed = false; // /readyz must say so: we no longer see ports come and go
       this.log.error({ err: err.message }, 'rtnetlink failed');
     });
     await this.watcher.start();
     this.subscribed = true;
+    // the source side: after the links are known, so every FDB entry names a known port
+    this.fdbWatch = new FdbWatch({
+      learned: (n) => this.onFdb(n),
+      bad: (cause) => {
+        this.fdbBad++;
+        this.log.warn({ err: cause }, 'fdb notification skipped');
+      },
+    });
+    try {
+      await this.fdbWatch.start(this.rtnl);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'fdb watch unavailable: no source-side moves');
+    }
     let ticks = 0;
     this.tickTimer = setInterval(() => {
       this.tracker.tick();
@@ -193,6 +215,8 @@ export class Daemon {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.healer.stop();
     this.subscribed = false;
+    this.fdbWatch?.stop();
+    this.fdbWatch = undefined;
     await this.watcher.stop();
     this.bpf?.close(); // detaches every program and hook we created
     this.bpf = undefined;
@@ -338,6 +362,21 @@ export class Daemon {
     }
   }
 
+  /** A bridge FDB entry appeared or moved: follow guest MACs between guest ports and uplinks. */
+  private onFdb(n: FdbNotice): void {
+    const port = this.watcher.link(n.ifindex);
+    const bridge = this.watcher.bridges().find((b) => b.ifindex === n.bridgeIfindex);
+    if (!port || !bridge) return; // a port or bridge outside the watch rules
+    const move = this.moves.learned({ bridge: bridge.name, mac: n.mac, vlan: n.vlan, port: port.name, guest: port.guest, tsMs: this.clock.wallMs() });
+    if (!move) return;
+    this.metrics.fdbMove(move.bridge, move.direction, move.flap);
+    const detail = `${move.direction === 'to_uplink' ? 'left this host' : 'arrived'}: from ${move.from}${move.flap ? ' (flapping)' : ''}`;
+    this.tracker.fdbMoved(n.ifindex, n.mac, this.clock.monoNs(), detail);
+    const log = { mac: n.mac, bridge: move.bridge, vlan: n.vlan || undefined, from: move.from, to: move.to, direction: move.direction };
+    if (move.flap) this.log.warn(log, 'guest MAC is flapping between a guest port and an uplink');
+    else this.log.info(log, 'guest MAC moved');
+  }
+
   private observed(guest: boolean): boolean {
     return guest || this.cfg.observeUplinks;
   }
@@ -411,7 +450,7 @@ export class Daemon {
       maps: () => (this.bpf ? [{ name: 'bw_port_macs', entries: this.lastEntries, max: this.bpf.maxMacs }] : []),
       programsAttached: () => this.bpf?.attachments().length ?? 0,
       bpfEventsDropped: () => this.eventsDropped(),
-      netlink: () => ({ resyncs: this.watcher.stats.resyncs, badMessages: this.watcher.stats.badMessages }),
+      netlink: () => ({ resyncs: this.watcher.stats.resyncs, badMessages: this.watcher.stats.badMessages + this.fdbBad }),
       bpfUnrecorded: () => {
         const s = this.bpf?.stats();
         return { bad_source: s?.bad_source ?? 0, port_full: s?.port_full ?? 0, insert_fail: s?.insert_fail ?? 0 };

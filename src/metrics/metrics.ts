@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { KINDS, type Kind } from '../bpf/abi.js';
 import type { TrackerSink } from '../tracker/types.js';
+import { MOVE_DIRECTIONS, type MoveDirection } from '../tracker/moves.js';
 
 /** 1 ms .. 60 s, with QEMU's announce instants (0.05, 0.2, 0.45, 0.8 s) as exact bounds. */
 export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0.8, 1, 2.5, 5, 10, 30, 60];
@@ -133,6 +134,8 @@ export class Metrics implements TrackerSink {
       suppressed: counter('announce_suppressed_total', 'Re-announcements not sent, by reason.', ['reason'] as const),
       reannounce: histogram('reannounce_latency_seconds', 'Port forwarding to first RARP sent on the guest\'s behalf.', ['bridge'] as const),
       fdbRepairs: counter('fdb_repairs_total', 'Bridge FDB entries of a healed guest moved from another port (the uplink) to the guest\'s port.', ['bridge'] as const),
+      fdbMoves: counter('fdb_moves_total', 'A guest MAC\'s bridge FDB entry moved between a local guest port and an uplink (to_uplink: the guest left this host; to_guest: it is here).', ['bridge', 'direction'] as const),
+      flaps: counter('mac_flaps_total', 'Guest MACs whose FDB entry crossed between guest port and uplink more than --flap-moves times within --flap-window.', ['bridge'] as const),
       fdbSkipped: counter('fdb_repair_skipped_total', 'Bridge FDB entries of a healed guest left where they were, by reason.', ['reason'] as const),
       conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
     };
@@ -191,7 +194,8 @@ export class Metrics implements TrackerSink {
     if (this.bridgesKnown.has(bridge)) return;
     this.bridgesKnown.add(bridge);
     const b = { bridge };
-    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs]) ctr.inc(b, 0);
+    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps]) ctr.inc(b, 0);
+    for (const direction of MOVE_DIRECTIONS) this.c.fdbMoves.inc({ bridge, direction }, 0);
     for (const kind of KINDS) {
       this.c.before.inc({ bridge, kind }, 0);
       if (kind !== 'other') for (const delivered of ['true', 'false']) this.c.announcements.inc({ bridge, kind, delivered }, 0);
@@ -203,7 +207,8 @@ export class Metrics implements TrackerSink {
   bridgeGone(bridge: string): void {
     if (!this.bridgesKnown.delete(bridge)) return;
     const b = { bridge };
-    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
+    for (const direction of MOVE_DIRECTIONS) this.c.fdbMoves.remove({ bridge, direction });
+    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
       m.remove(b);
     for (const kind of KINDS) {
       this.c.before.remove({ bridge, kind });
@@ -258,6 +263,10 @@ export class Metrics implements TrackerSink {
   }
   macConflict(bridge: string): void {
     this.c.conflicts.inc({ bridge });
+  }
+  fdbMove(bridge: string, direction: MoveDirection, flap: boolean): void {
+    this.c.fdbMoves.inc({ bridge, direction });
+    if (flap) this.c.flaps.inc({ bridge });
   }
   fdbRepaired(bridge: string): void {
     this.c.fdbRepairs.inc({ bridge });

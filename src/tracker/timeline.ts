@@ -227,6 +227,12 @@ export class Tracker {
     if (port) this.fact(port, tsNs, { type: 'fdb_repaired', mac, detail });
   }
 
+  /** The bridge now delivers a guest MAC to this port, coming from a port of the other kind. */
+  fdbMoved(ifindex: number, mac: string, tsNs: bigint, detail: string): void {
+    const port = this.ports.get(ifindex);
+    if (port) this.fact(port, tsNs, { type: 'fdb_move', mac, detail });
+  }
+
   // ---- views ----
 
   /** Light list for metrics: no timelines. */

@@ -24,7 +24,8 @@ export type FactType =
   | 'announcement'
   | 'verdict'
   | 'rarp_sent'
-  | 'fdb_repaired';
+  | 'fdb_repaired'
+  | 'fdb_move';
 
 export interface Fact {
   seq: number;

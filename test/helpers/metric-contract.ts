@@ -66,6 +66,9 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_mac_conflicts_total', type: 'counter', labels: { bridge: ANY } },
   // the local half of the heal (issue J)
   { name: 'bridgewatch_fdb_repairs_total', type: 'counter', labels: { bridge: ANY } },
+  // the source side (issue G)
+  { name: 'bridgewatch_fdb_moves_total', type: 'counter', labels: { bridge: ANY, direction: ['to_uplink', 'to_guest'] } },
+  { name: 'bridgewatch_mac_flaps_total', type: 'counter', labels: { bridge: ANY } },
   { name: 'bridgewatch_fdb_repair_skipped_total', type: 'counter', labels: { reason: ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] } },
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
 ];
