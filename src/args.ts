@@ -71,6 +71,13 @@ export function parseOptions(context: string, argv: readonly string[], decls: Op
   return out;
 }
 
+/** `[--a N] [--b]` for a usage line. */
+export function optionSynopsis(decls: OptionDecls): string {
+  return Object.entries(decls)
+    .map(([name, d]) => `[--${name}${d.type === 'string' ? ` ${d.value ?? 'VALUE'}` : ''}]`)
+    .join(' ');
+}
+
 /** Help lines for a table of options. */
 export function optionLines(decls: OptionDecls): string {
   return Object.entries(decls)

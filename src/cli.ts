@@ -1,6 +1,6 @@
 // Command line: the command word, then that command's own options, parsed strictly (src/args.ts).
 // Each command lives in its own module; this file only dispatches.
-import { optionLines, parseOptions, type OptionDecls, type Values } from './args.js';
+import { optionLines, optionSynopsis, parseOptions, type OptionDecls, type Values } from './args.js';
 import { ANNOUNCE_OPTIONS, STATUS_OPTIONS } from './client.js';
 import { OPTIONS, optionsHelp } from './config.js';
 import { BridgewatchError } from './errors.js';
@@ -35,14 +35,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     run: async (v) => (await import('./main.js')).runDaemon(v),
   },
   lab: {
-    synopsis: '[--late-ms N] [--interval-ms N] [--cap-s N] [--keep] [--qemu] [--json] | --down',
+    synopsis: optionSynopsis(LAB_OPTIONS), // a flag added to the lab's table shows up here and in --help
     summary: 'a live migration with a late tap join in network namespaces, without and with bridgewatch',
     options: LAB_OPTIONS,
     optionsHelp: () => `Options:\n${optionLines(LAB_OPTIONS)}`,
     run: async (v) => (await import('./lab/lab.js')).runLab(v),
   },
   status: {
-    synopsis: '[--url URL] [--json]',
+    synopsis: optionSynopsis(STATUS_OPTIONS),
     summary: 'the port table of a running daemon',
     options: STATUS_OPTIONS,
     optionsHelp: () => `Options:\n${optionLines(STATUS_OPTIONS)}`,

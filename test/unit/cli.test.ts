@@ -1,7 +1,7 @@
 // The command line is strict: every word is a declared option of that command or the value of
 // one, booleans never swallow the next word, and anything else exits 2 naming the word.
 import { describe, expect, it } from 'vitest';
-import { optionLines, parseOptions, type OptionDecls } from '../../src/args.js';
+import { optionLines, optionSynopsis, parseOptions, type OptionDecls } from '../../src/args.js';
 import { COMMANDS, parseCommandLine, runCli } from '../../src/cli.js';
 import { OPTIONS } from '../../src/config.js';
 import { BridgewatchError } from '../../src/errors.js';
@@ -61,6 +61,10 @@ describe('parseOptions', () => {
     [['--toString'], /^run --toString: unknown option/], // not an inherited property
   ])('%j is refused', (argv, message) => {
     expect(usageError(() => parseOptions('run', argv, DECLS))).toMatch(message);
+  });
+
+  it('writes a usage line from the table', () => {
+    expect(optionSynopsis({ url: { type: 'string', value: 'URL', help: '' }, json: { type: 'boolean', help: '' }, x: { type: 'string', help: '' } })).toBe('[--url URL] [--json] [--x VALUE]');
   });
 
   it('lists the options with their value placeholders', () => {
