@@ -7,9 +7,9 @@
 #     --cap-drop ALL \
 #     --cap-add BPF --cap-add NET_ADMIN --cap-add NET_RAW --cap-add PERFMON --cap-add SYS_RESOURCE \
 #     -v /sys/fs/bpf:/sys/fs/bpf \
-#     -v /sys/kernel/btf:/sys/kernel/btf:ro \
 #     --read-only --tmpfs /tmp -v /run/bridgewatch:/run/bridgewatch \
-#     bridgewatch:0.1.0 run
+#     -v /etc/bridgewatch/token:/run/secrets/bridgewatch-token:ro \
+#     bridgewatch:0.1.0 run --api-token-file /run/secrets/bridgewatch-token
 #
 # --network host: bridgewatch watches the host's bridges and taps and sends RARP on them; in
 #   its own network namespace it would see only its own veth.
@@ -18,9 +18,14 @@
 #   limit on kernels before 5.11). No --privileged. Docker's default seccomp profile allows
 #   bpf(2) with CAP_BPF since Docker 20.10.x; on older engines add --security-opt seccomp=unconfined.
 # /sys/fs/bpf: bridgewatch pins nothing (its tcx links die with it, which is the cleanup we
-#   want); mounted because libbpf and bpftool expect the host's bpffs there. /sys/kernel/btf: the
-#   kernel's BTF for CO-RE. /run/bridgewatch: a host directory, so the clsact hooks a crashed run
+#   want); mounted because libbpf and bpftool expect the host's bpffs there. The kernel's BTF
+#   (/sys/kernel/btf/vmlinux, for CO-RE) is in the container's own read-only /sys: no mount. Do
+#   not add -v /sys/kernel/btf:...: on a kernel without BTF the path is missing, Docker tries to
+#   create it, sysfs refuses, and the container never starts, where bridgewatch would have fallen
+#   back to libpcap. /run/bridgewatch: a host directory, so the clsact hooks a crashed run
 #   created (tc mode, kernels before 6.6) are still known as ours after a restart.
+# The token (only for POST /api/v1/announce) comes from a file: a flag would show in ps.
+# The HTTP port listens on every host address: see the README, "What the HTTP port exposes".
 #
 # Why root inside: the capabilities above are what protects the host, and a container's root
 # has only those. A non-root user would need them as file capabilities on the node binary
@@ -28,7 +33,8 @@
 # breaks when the runtime or a volume strips extended attributes. With --cap-drop ALL and the
 # list above, root here cannot read other users' files (no DAC_OVERRIDE), load modules or mount.
 
-FROM node:20-bookworm AS builder
+# Node.js 24 (LTS); bridgewatch needs 20 or newer
+FROM node:24-bookworm AS builder
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends clang llvm libbpf-dev libpcap-dev make g++ python3 \
@@ -44,13 +50,13 @@ RUN bash bpf/build.sh \
  && npx tsc -p tsconfig.json \
  && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="bridgewatch" \
       org.opencontainers.image.description="Detects (and heals) VM taps that join a Linux bridge after the guest's post-migration announcements" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="docker.io/library/node:20-bookworm-slim"
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libbpf1 libpcap0.8 iproute2 \

@@ -1,9 +1,49 @@
 // `bridgewatch status` and `bridgewatch announce`: small clients of a running daemon's API.
+import type { OptionDecls, Values } from './args.js';
+import { readTokenFile } from './config.js';
 import { BridgewatchError } from './errors.js';
 import type { PortView } from './tracker/types.js';
 
-const url = (flags: Record<string, string | boolean>) =>
-  String(flags.url ?? process.env.BRIDGEWATCH_URL ?? 'http://127.0.0.1:9725').replace(/\/$/, '');
+const URL_OPTION = { type: 'string', value: 'URL', help: 'the daemon\'s HTTP address [$BRIDGEWATCH_URL or http://127.0.0.1:9725]' } as const;
+
+export const STATUS_OPTIONS: OptionDecls = {
+  url: URL_OPTION,
+  json: { type: 'boolean', help: 'the API\'s JSON instead of the table' },
+};
+
+export const ANNOUNCE_OPTIONS: OptionDecls = {
+  port: { type: 'string', value: 'PORT', help: 'the guest\'s port (tap, vif, vnet), required' },
+  mac: { type: 'string', value: 'MAC', help: 'only this guest MAC (default: every MAC seen on the port)' },
+  url: URL_OPTION,
+  token: { type: 'string', value: 'T', help: 'the daemon\'s --api-token [$BRIDGEWATCH_API_TOKEN]; visible in ps, prefer --token-file' },
+  'token-file': { type: 'string', value: 'FILE', help: 'read the token from FILE [$BRIDGEWATCH_API_TOKEN_FILE]' },
+};
+
+function url(flags: Values, command: string): string {
+  const u = String(flags.url ?? process.env.BRIDGEWATCH_URL ?? 'http://127.0.0.1:9725').replace(/\/$/, '');
+  const field = flags.url !== undefined ? `${command} --url` : 'BRIDGEWATCH_URL';
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    throw new BridgewatchError('ECONFIG', `${field}: invalid URL ${JSON.stringify(u)} (e.g. http://127.0.0.1:9725)`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new BridgewatchError('ECONFIG', `${field}: ${JSON.stringify(u)} is not an http(s) URL`);
+  return u;
+}
+
+/** --token or --token-file, else BRIDGEWATCH_API_TOKEN or BRIDGEWATCH_API_TOKEN_FILE; never two of one pair. */
+function token(flags: Values, env: NodeJS.ProcessEnv): string | undefined {
+  const pick = (value: string | undefined, file: string | undefined, names: [string, string]): string | undefined => {
+    if (value && file) throw new BridgewatchError('ECONFIG', `${names[1]}: cannot be used with ${names[0]} (give the token one way)`);
+    return file ? readTokenFile(file, names[1]) : value || undefined;
+  };
+  const str = (v: string | boolean | undefined) => (typeof v === 'string' ? v : undefined);
+  return (
+    pick(str(flags.token), str(flags['token-file']), ['announce --token', 'announce --token-file']) ??
+    pick(env.BRIDGEWATCH_API_TOKEN, env.BRIDGEWATCH_API_TOKEN_FILE, ['BRIDGEWATCH_API_TOKEN', 'BRIDGEWATCH_API_TOKEN_FILE'])
+  );
+}
 
 async function call(method: string, u: string, body?: unknown, token?: string): Promise<{ status: number; json: any }> {
   let res: Response;
@@ -41,19 +81,18 @@ export function formatPorts(ports: PortView[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
 }
 
-export async function status(flags: Record<string, string | boolean>): Promise<number> {
-  const r = await call('GET', `${url(flags)}/api/v1/ports`);
+export async function status(flags: Values): Promise<number> {
+  const r = await call('GET', `${url(flags, 'status')}/api/v1/ports`);
   if (r.status !== 200) throw new BridgewatchError('EKERNEL', `GET /api/v1/ports: HTTP ${r.status} ${r.json.error ?? ''}`);
   if (flags.json) console.log(JSON.stringify(r.json, null, 2));
   else console.log(r.json.ports.length ? formatPorts(r.json.ports) : 'no watched ports');
   return 0;
 }
 
-export async function announce(flags: Record<string, string | boolean>): Promise<number> {
-  if (typeof flags.port !== 'string') throw new BridgewatchError('ECONFIG', 'announce --port: required (the guest\'s tap, e.g. vnet3)');
-  const token = String(flags.token ?? process.env.BRIDGEWATCH_API_TOKEN ?? '');
+export async function announce(flags: Values): Promise<number> {
+  if (typeof flags.port !== 'string' || !flags.port) throw new BridgewatchError('ECONFIG', 'announce --port: required (the guest\'s tap, e.g. vnet3)');
   const body = { port: flags.port, ...(typeof flags.mac === 'string' ? { mac: flags.mac } : {}) };
-  const r = await call('POST', `${url(flags)}/api/v1/announce`, body, token || undefined);
+  const r = await call('POST', `${url(flags, 'announce')}/api/v1/announce`, body, token(flags, process.env));
   if (r.status !== 202) {
     console.error(`bridgewatch: announce on ${flags.port}: HTTP ${r.status}: ${r.json.error ?? 'failed'}`);
     return r.status === 400 ? 2 : 1;

@@ -38,6 +38,7 @@ export interface Config {
   announceHoldoffMs: number;
   announceRatePerSec: number;
   apiToken: string;
+  apiTokenFile: string;
   maxPorts: number;
   maxMacsPerPort: number;
   bpfMaxMacs: number;
@@ -72,7 +73,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'announceStep', flag: 'announce-step', kind: 'int', default: 100, min: 0, max: 10_000, help: 'QEMU announce-step: delay increase per round, ms' },
   { key: 'announceHoldoffMs', flag: 'announce-holdoff', kind: 'duration', default: '10s', min: 0, max: 86_400_000, help: 'at most one schedule per MAC within this time' },
   { key: 'announceRatePerSec', flag: 'announce-rate', kind: 'int', default: 200, min: 1, max: 100_000, help: 'global cap on RARP frames sent per second' },
-  { key: 'apiToken', flag: 'api-token', kind: 'string', default: '', help: 'bearer token enabling POST /api/v1/announce (disabled when empty)' },
+  { key: 'apiToken', flag: 'api-token', kind: 'string', default: '', help: 'bearer token enabling POST /api/v1/announce (disabled when empty); visible in ps, prefer --api-token-file' },
+  { key: 'apiTokenFile', flag: 'api-token-file', kind: 'string', default: '', help: 'read the bearer token from this file at start (trimmed; not with --api-token)' },
   { key: 'maxPorts', flag: 'max-ports', kind: 'int', default: 4096, min: 1, max: 1_000_000, help: 'ports tracked at most' },
   { key: 'maxMacsPerPort', flag: 'max-macs-per-port', kind: 'int', default: 64, min: 1, max: 65_536, help: 'MACs recorded per port, in the kernel and the tracker (a MAC-flooding guest is capped and counted)' },
   { key: 'bpfMaxMacs', flag: 'bpf-max-macs', kind: 'int', default: 16_384, min: 64, max: 4_194_304, help: 'capacity of the kernel {port, MAC} LRU map' },
@@ -153,6 +155,8 @@ export function loadConfig(src: ConfigSources = {}): Config {
   for (const o of OPTIONS) if (flags[o.flag] === true && o.kind !== 'bool') fail(`--${o.flag}`, 'needs a value');
 
   const out: Record<string, unknown> = {};
+  /** where each key's value came from, as the user wrote it (for errors that involve two keys) */
+  const from: Partial<Record<keyof Config, string>> = {};
   for (const o of OPTIONS) out[o.key] = coerce(o, o.default, `${o.flag} default`);
 
   const path = (flags.config as string | undefined) ?? env.BRIDGEWATCH_CONFIG;
@@ -169,20 +173,42 @@ export function loadConfig(src: ConfigSources = {}): Config {
       const o = byFileKey.get(k);
       if (!o || o.key === 'config') fail(`${path}: ${k}`, `unknown key (allowed: ${[...byFileKey.keys()].filter((x) => x !== 'config').join(', ')})`);
       out[o!.key] = coerce(o!, v, `${path}: ${k}`);
+      from[o!.key] = `${path}: ${k}`;
     }
   }
   for (const o of OPTIONS) {
     const e = env[envName(o)];
-    if (e !== undefined && e !== '') out[o.key] = coerce(o, e, envName(o));
+    if (e === undefined || e === '') continue;
+    out[o.key] = coerce(o, e, envName(o));
+    from[o.key] = envName(o);
   }
   for (const o of OPTIONS) {
     const f = flags[o.flag];
     if (f === undefined) continue;
     out[o.key] = coerce(o, f, `--${o.flag}`);
+    from[o.key] = `--${o.flag}`;
   }
   const cfg = out as unknown as Config;
   cfg.config = path ?? '';
+  if (cfg.apiToken && cfg.apiTokenFile) fail(from.apiTokenFile!, `cannot be used with ${from.apiToken} (give the token one way)`);
+  if (cfg.apiToken) checkToken(cfg.apiToken, from.apiToken!);
+  if (cfg.apiTokenFile) cfg.apiToken = readTokenFile(cfg.apiTokenFile, from.apiTokenFile!, src.readFile);
   return cfg;
+}
+
+const checkToken = (token: string, field: string): string =>
+  /^[\x21-\x7e]+$/.test(token) ? token : fail(field, 'the token must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")');
+
+/** A bearer token from a file, trimmed (a file ends with a newline); throws ECONFIG naming `field`. */
+export function readTokenFile(path: string, field: string, readFile: (p: string) => string = (p) => readFileSync(p, 'utf8')): string {
+  let token: string;
+  try {
+    token = readFile(path).trim();
+  } catch (e) {
+    return fail(field, `cannot read the token file: ${(e as Error).message}`);
+  }
+  if (!token) fail(field, `${path} is empty`);
+  return checkToken(token, `${field} (${path})`);
 }
 
 /** The `run` options as help text lines. */

@@ -1,7 +1,7 @@
 // Prometheus metrics on one injected Registry. Point-in-time values are read in collect();
 // counters are fed by the tracker (TrackerSink) and the announcer. Guest MACs and port names
 // never label a counter or histogram: they live in port_info and the HTTP API.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { KINDS, type Kind } from '../bpf/abi.js';
 import type { TrackerSink } from '../tracker/types.js';
 import { MOVE_DIRECTIONS, type MoveDirection } from '../tracker/moves.js';
@@ -146,6 +146,12 @@ export class Metrics implements TrackerSink {
     for (const reason of FDB_SKIP_REASONS) this.c.fdbSkipped.inc({ reason }, 0);
     for (const what of ['ports', 'macs', 'timeline']) this.c.refused.inc({ what }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
+    // the process's own health (process_*: CPU, memory, fds, start time; nodejs_*: heap, event
+    // loop, GC), read at scrape time like the rest, on this registry and not the global one
+    collectDefaultMetrics({ register: registry });
+    // prom-client names three gauges *_total, a suffix Prometheus reserves for counters (promtool
+    // check metrics fails on them); each is the sum of the labelled gauge beside it
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(n);
   }
 
   private scrapeStart = 0n;

@@ -21,13 +21,15 @@ import { missing as kernelMissing } from '../helpers/kernel.js';
 import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
 import { filters } from '../helpers/tc.js';
 
+// curl reads the API inside the namespace; tcpdump is the witness of what leaves the uplinks
+const missingTools = ['curl', 'tcpdump'].filter((b) => !findExecutable(b));
 const skip =
   cliMissing() ||
   kernelMissing.bpf ||
   kernelMissing.tun ||
   kernelMissing.bridge ||
   kernelMissing.bridgeBtf ||
-  (['tcpdump', 'promtool'].filter((b) => !findExecutable(b)).join(' and ') && 'tcpdump or promtool not in PATH (scripts/setup.sh installs them)');
+  (missingTools.length ? `${missingTools.join(' and ')} not in PATH (scripts/setup.sh installs them)` : '');
 
 const TOKEN = 'e2e-token';
 const QEMU_OFFSETS = announceOffsets(ANNOUNCE_DEFAULTS); // 0, 50, 200, 450, 800 ms
@@ -115,7 +117,9 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
     bridge(ns, 'br3'); // duplicate MAC
     uplink(ns, 'br3', 'up3');
     bridge(ns, 'brc'); // create/delete cycles
-    d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--api-token', TOKEN]);
+    // the token from a file, as a deployment should give it (a flag shows in ps)
+    writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+    d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--api-token-file', join(dir, 'token')]);
   }, 30_000);
 
   it('/readyz is 200 and /healthz ok once started; every bridge has its series from the first scrape', async () => {
@@ -203,7 +207,7 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
     const denied = await cli(ns, ['announce', '--port', 'tap0', '--url', d.url]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/HTTP 401/);
-    const ok = await cli(ns, ['announce', '--port', 'tap0', '--url', d.url, '--token', TOKEN]);
+    const ok = await cli(ns, ['announce', '--port', 'tap0', '--url', d.url, '--token-file', join(dir, 'token')]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout.trim()).toBe(`announcing ${M} on tap0: 5 RARP rounds (on)`);
     const unseen = await cli(ns, ['announce', '--port', 'tap0', '--mac', '52:54:00:00:00:99', '--url', d.url], { BRIDGEWATCH_API_TOKEN: TOKEN });
@@ -362,7 +366,8 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
     expect(seriesOf(after, 'bridgewatch_attach_errors_total').filter((x) => x.labels.reason !== 'device_gone' && x.value > 0)).toEqual([]);
   }, 60_000);
 
-  it('/metrics passes `promtool check metrics`', async () => {
+  it('/metrics passes `promtool check metrics`', async (ctx) => {
+    if (!findExecutable('promtool')) ctx.skip('promtool not in PATH (Debian package prometheus; scripts/setup.sh installs it)');
     const text = await d.metricsText();
     expect(text).toContain('bridgewatch_attach_delay_seconds_bucket');
     const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
@@ -481,6 +486,11 @@ describe.skipIf(!!skip)('bridgewatch run: a bad configuration exits 2 naming the
     ns = netns('cfg');
   });
 
+  const tokenFile = (content: string) => {
+    const p = join(dir, 'token-empty');
+    writeFileSync(p, content);
+    return p;
+  };
   const file = () => {
     const p = join(dir, 'bad-config.json');
     writeFileSync(p, JSON.stringify({ silentAfter: '5s', annouce: 'on' }));
@@ -490,7 +500,10 @@ describe.skipIf(!!skip)('bridgewatch run: a bad configuration exits 2 naming the
     ['--silent-after abc', () => ['--silent-after', 'abc'], {}, /^bridgewatch: config --silent-after: invalid duration "abc" \(allowed: .*\)$/],
     ['--listen nope', () => ['--listen', 'nope'], {}, /^bridgewatch: config --listen: invalid address "nope" \(allowed: host:port.*\)$/],
     ['--announce maybe', () => ['--announce', 'maybe'], {}, /^bridgewatch: config --announce: invalid value "maybe" \(allowed: on, dry-run, off\)$/],
-    ['an unknown flag', () => ['--frobnicate', '1'], {}, /^bridgewatch: config --frobnicate: unknown option/],
+    ['an unknown flag', () => ['--frobnicate', '1'], {}, /^bridgewatch: run --frobnicate: unknown option \(see bridgewatch run --help\)$/],
+    ['a stray word after a boolean flag', () => ['--observe-uplinks', 'false'], {}, /^bridgewatch: run: unexpected argument "false"; --observe-uplinks takes no separate value: write --observe-uplinks=false/],
+    ['an empty token file', () => ['--api-token-file', tokenFile('')], {}, /^bridgewatch: config --api-token-file: .*token-empty is empty$/],
+    ['a token file that is not there', () => ['--api-token-file', join(dir, 'no-such-token')], {}, /^bridgewatch: config --api-token-file: cannot read the token file: ENOENT/],
     ['a config file with an unknown key', () => ['--config', file()], {}, /^bridgewatch: config \/.*bad-config\.json: annouce: unknown key \(allowed: .*announce.*\)$/],
     ['BRIDGEWATCH_MAX_PORTS=0', () => [], { BRIDGEWATCH_MAX_PORTS: '0' }, /^bridgewatch: config BRIDGEWATCH_MAX_PORTS: "0" out of range \(allowed: 1\.\.1000000\)$/],
   ];

@@ -73,6 +73,25 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
 ];
 
+/**
+ * The process's own metrics, from prom-client's collectDefaultMetrics on the daemon's registry
+ * (not bridgewatch_-prefixed: the names every Node.js and Go exporter shares).
+ */
+export const PROCESS_METRICS: readonly ContractMetric[] = [
+  { name: 'process_cpu_user_seconds_total', type: 'counter', labels: {} },
+  { name: 'process_cpu_system_seconds_total', type: 'counter', labels: {} },
+  { name: 'process_cpu_seconds_total', type: 'counter', labels: {} },
+  { name: 'process_start_time_seconds', type: 'gauge', labels: {} },
+  { name: 'process_resident_memory_bytes', type: 'gauge', labels: {} },
+  { name: 'process_virtual_memory_bytes', type: 'gauge', labels: {} },
+  { name: 'process_heap_bytes', type: 'gauge', labels: {} },
+  { name: 'process_open_fds', type: 'gauge', labels: {} },
+  { name: 'process_max_fds', type: 'gauge', labels: {} },
+];
+
+/** prom-client's Node.js runtime metrics (heap, event loop, GC): which and with what labels depends on the Node version, so only the prefix is fixed */
+export const NODEJS_PREFIX = 'nodejs_';
+
 export interface ContractSeries {
   readonly metric: ContractMetric;
   /** label names a series of this name may carry in Prometheus (target labels included) */
@@ -82,7 +101,7 @@ export interface ContractSeries {
 /** Series names as Prometheus stores them (histograms as _bucket, _sum, _count) -> their metric. */
 export function contractSeries(): ReadonlyMap<string, ContractSeries> {
   const out = new Map<string, ContractSeries>();
-  for (const m of METRIC_CONTRACT) {
+  for (const m of [...METRIC_CONTRACT, ...PROCESS_METRICS]) {
     const base = [...Object.keys(m.labels), ...TARGET_LABELS];
     if (m.type === 'histogram') {
       out.set(`${m.name}_bucket`, { metric: m, labelNames: new Set([...base, 'le']) });

@@ -1,13 +1,12 @@
 // The user-space {port, MAC} table of the libpcap fallback: the kernel's counters, entry fields
-// and event rules, a bounded LRU, and the same answers as the BPF program on the same frames.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STATE_NOT_BRIDGE_PORT, STATS, type BpfEvent, type MacEntry, type StatName } from '../../src/bpf/abi.js';
-import { BpfCollection, type Tunables } from '../../src/bpf/loader.js';
-import { MacTable, type FrameMeta } from '../../src/capture/table.js';
-import { garp, na } from '../helpers/classifier-cases.js';
-import { arp, ipv4Frame, legacyRarp, mac, qemuRarp, tagged } from '../helpers/frames.js';
-import { missing, requires } from '../helpers/kernel.js';
-import { cleanupAll, tempStateDir } from '../helpers/netns.js';
+// and event rules, and a bounded LRU. test/kernel/capture-table-twin.test.ts holds it against the
+// BPF program on the same frames.
+import { describe, expect, it } from 'vitest';
+import { STATS, type StatName } from '../../src/bpf/abi.js';
+import { MacTable } from '../../src/capture/table.js';
+import { garp } from '../helpers/classifier-cases.js';
+import { ipv4Frame, mac, qemuRarp, tagged } from '../helpers/frames.js';
+import { table } from '../helpers/mac-table.js';
 
 const A = mac('52:54:00:00:00:0a');
 const B = mac('52:54:00:00:00:0b');
@@ -17,20 +16,6 @@ const S = 1_000_000_000n;
 
 const stats = (o: Partial<Record<StatName, number>> = {}) => ({ ...Object.fromEntries(STATS.map((s) => [s, 0])), ...o });
 const guestMac = (i: number) => mac(`52:54:${[i >>> 24, (i >>> 16) & 255, (i >>> 8) & 255, i & 255].map((x) => x.toString(16).padStart(2, '0')).join(':')}`);
-
-/** A table and a clock; feed() records frames 1 µs apart unless told when. */
-function table(maxMacs = 16, tunables: Partial<Tunables> = {}) {
-  const t = new MacTable({ maxMacs, tunables });
-  let now = 1_000n * S;
-  const events: BpfEvent[] = [];
-  const feed = (frame: Buffer, m: Partial<FrameMeta> = {}) => {
-    now = m.tsNs ?? now + 1000n;
-    const ev = t.record(frame, { ifindex: 7, tsNs: now, state: STATE_NOT_BRIDGE_PORT, vlan: 0, len: frame.length, ...m });
-    if (ev) events.push(ev);
-    return ev;
-  };
-  return { t, feed, events, now: () => now };
-}
 
 describe('MacTable: entries and counters', () => {
   it('records first/last times, kinds, unforwarded frames and the first-frame and announcement events', () => {
@@ -165,63 +150,5 @@ describe('MacTable: event rules', () => {
     const { feed, events } = table();
     for (let i = 0; i < 5; i++) feed(ipv4Frame(A));
     expect(events.map((e) => [e.kind, e.first])).toEqual([['other', true]]);
-  });
-});
-
-describe('MacTable agrees with the kernel program on the same frames (BPF_PROG_TEST_RUN)', () => {
-  let bpf: BpfCollection | undefined;
-  const tunables = { eventsPerMac: 4, eventWindowMs: 60_000 };
-  beforeAll(() => {
-    if (!missing.bpf) bpf = BpfCollection.load({ stateDir: tempStateDir(), tunables });
-  });
-  afterAll(() => {
-    bpf?.close();
-    cleanupAll();
-  });
-
-  const timeless = (e: MacEntry) => ({
-    ...e,
-    firstNs: 0n,
-    lastNs: 0n,
-    firstFwdNs: e.firstFwdNs ? 1n : 0n,
-    lastUnfwdNs: e.lastUnfwdNs === e.lastNs ? 1n : 2n,
-    lastAnnounceNs: e.lastAnnounceNs === 0n ? 0n : e.lastAnnounceNs === e.lastNs ? 1n : 2n,
-  });
-  const byKey = (a: MacEntry, b: MacEntry) => (a.mac < b.mac ? -1 : 1);
-
-  it('entries, counters and events match, times aside', async (ctx) => {
-    requires(ctx, 'bpf');
-    const { EventReader } = await import('../../src/bpf/events.js');
-    const kernelEvents: BpfEvent[] = [];
-    const reader = new EventReader(bpf!.maps.events, { onEvent: (e) => kernelEvents.push(e), intervalMs: 3_600_000 });
-    reader.start();
-    const { t, feed, events } = table(1024, tunables);
-    const seq = [
-      ipv4Frame(A),
-      ...Array.from({ length: 7 }, () => qemuRarp(A)),
-      qemuRarp(mac('01:00:5e:00:00:01')),
-      tagged(legacyRarp(B), { tpid: 0x88a8, vid: 300 }, { tpid: 0x8100, vid: 7 }),
-      arp(B, 2, '198.51.100.1', '198.51.100.1'),
-      na,
-      garp.subarray(0, 30),
-      ipv4Frame(B, 1514),
-      qemuRarp(mac('00:00:00:00:00:00')),
-      ...Array.from({ length: 5 }, () => tagged(garp, { tpid: 0x8100, vid: 12 })),
-    ];
-    try {
-      for (const f of seq) {
-        bpf!.testRun(f);
-        feed(f);
-      }
-      reader.poll();
-    } finally {
-      reader.stop();
-    }
-    const user = t.entries().map((e) => ({ ...e, ifindex: 1 }));
-    expect(user.map(timeless).sort(byKey)).toEqual(bpf!.macs().map(timeless).sort(byKey));
-    expect(t.counters).toEqual(bpf!.stats());
-    const strip = (e: BpfEvent) => ({ ...e, tsNs: 0n, ifindex: 0 });
-    expect(events.map(strip)).toEqual(kernelEvents.map(strip));
-    expect(events.length).toBeGreaterThan(8);
   });
 });

@@ -55,6 +55,7 @@ describe('defaults', () => {
     ['announceHoldoffMs', 10_000],
     ['announceRatePerSec', 200],
     ['apiToken', ''], // the announce API is off unless a token is configured
+    ['apiTokenFile', ''],
     ['maxPorts', 4096],
     ['maxMacsPerPort', 64],
     ['bpfMaxMacs', 16_384],
@@ -230,5 +231,46 @@ describe('bad values name the field and what is allowed', () => {
           : new RegExp(`^config --${o.flag}: "${below}" out of range \\(allowed: ${o.min}\\.\\.${o.max}${o.kind === 'duration' ? ' ms' : ''}\\)$`),
       );
     }
+  });
+});
+
+describe('--api-token-file', () => {
+  const TOKEN_FILE = '/etc/bridgewatch/token';
+  const withFile = (content: string | Error, flags: Record<string, string> = {}, env: Record<string, string> = {}) =>
+    loadConfig({
+      flags,
+      env,
+      readFile: (p) => {
+        if (p !== TOKEN_FILE) throw new Error(`ENOENT: no such file or directory, open '${p}'`);
+        if (content instanceof Error) throw content;
+        return content;
+      },
+    });
+  const refused = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect((e as BridgewatchError).code).toBe('ECONFIG');
+      return (e as Error).message;
+    }
+    throw new Error('expected a config error');
+  };
+
+  it('reads the token at load, trimmed (files end with a newline), from the flag or the environment', () => {
+    expect(withFile('s3cret\n', { 'api-token-file': TOKEN_FILE })).toMatchObject({ apiToken: 's3cret', apiTokenFile: TOKEN_FILE });
+    expect(withFile('  s3cret \r\n', {}, { BRIDGEWATCH_API_TOKEN_FILE: TOKEN_FILE }).apiToken).toBe('s3cret');
+  });
+
+  it.each<[string, () => unknown, RegExp]>([
+    ['a file that cannot be read', () => withFile('x', { 'api-token-file': '/nonexistent/token' }), /^config --api-token-file: cannot read the token file: ENOENT/],
+    ['an unreadable file', () => withFile(new Error("EACCES: permission denied, open '/etc/bridgewatch/token'"), { 'api-token-file': TOKEN_FILE }), /^config --api-token-file: cannot read the token file: EACCES/],
+    ['an empty file', () => withFile('\n \n', { 'api-token-file': TOKEN_FILE }), /^config --api-token-file: \/etc\/bridgewatch\/token is empty$/],
+    ['a token with a space inside', () => withFile('two words\n', {}, { BRIDGEWATCH_API_TOKEN_FILE: TOKEN_FILE }), /^config BRIDGEWATCH_API_TOKEN_FILE \(\/etc\/bridgewatch\/token\): the token must be printable ASCII without spaces/],
+    ['both flags', () => withFile('a', { 'api-token': 'b', 'api-token-file': TOKEN_FILE }), /^config --api-token-file: cannot be used with --api-token \(give the token one way\)$/],
+    ['the file flag with the token in the environment', () => withFile('a', { 'api-token-file': TOKEN_FILE }, { BRIDGEWATCH_API_TOKEN: 'b' }), /^config --api-token-file: cannot be used with BRIDGEWATCH_API_TOKEN/],
+    ['both in the environment', () => withFile('a', {}, { BRIDGEWATCH_API_TOKEN: 'b', BRIDGEWATCH_API_TOKEN_FILE: TOKEN_FILE }), /^config BRIDGEWATCH_API_TOKEN_FILE: cannot be used with BRIDGEWATCH_API_TOKEN/],
+    ['--api-token with a newline', () => load({ flags: { 'api-token': 'abc\n' } }), /^config --api-token: the token must be printable ASCII without spaces/],
+  ])('%s is refused', (_name, f, message) => {
+    expect(refused(f)).toMatch(message);
   });
 });

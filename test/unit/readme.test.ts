@@ -18,7 +18,8 @@ describe('README configuration table', () => {
     expect(row, `README row for ${n.flag}`).toBeDefined();
     expect(row).toContain(`\`${n.env}\``);
     const def = Array.isArray(o.default) ? o.default.join(',') : String(o.default);
-    if (def) expect(row).toContain(`\`${def}\``);
+    // | flag | environment | default | meaning |: the default cell is the default, or empty
+    expect(row!.split('|')[3].trim()).toBe(def ? `\`${def}\`` : '');
   });
 
   it('has no row for an option the code does not have', () => {
@@ -28,12 +29,19 @@ describe('README configuration table', () => {
 });
 
 describe('README metrics table', () => {
-  it('names every metric the daemon registers', () => {
+  it('names every metric the daemon registers: its own without the prefix, process_* in full, nodejs_* as a family', () => {
     const reg = new Registry();
     new Metrics(reg, emptySource, { version: 't', kernel: 't', mode: 'ebpf' });
-    const names = reg.getMetricsAsArray().map((m) => m.name.replace(/^bridgewatch_/, ''));
-    expect(names.length).toBeGreaterThan(20);
-    for (const n of names) expect(readme, `README mentions ${n}`).toContain(`\`${n}\``);
+    const names = reg.getMetricsAsArray().map((m) => m.name);
+    const own = names.filter((n) => n.startsWith('bridgewatch_'));
+    const proc = names.filter((n) => n.startsWith('process_'));
+    expect(own.length).toBeGreaterThan(20);
+    expect(proc).toEqual(expect.arrayContaining(['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_open_fds', 'process_start_time_seconds']));
+    expect(names.filter((n) => !/^(bridgewatch|process|nodejs)_/.test(n))).toEqual([]);
+    for (const n of own) expect(readme, `README mentions ${n}`).toContain(`\`${n.slice('bridgewatch_'.length)}\``);
+    for (const n of proc) expect(readme, `README mentions ${n}`).toContain(`\`${n}\``);
+    expect(names).toContain('nodejs_heap_size_used_bytes');
+    expect(readme).toContain('| `nodejs_*` |');
   });
 
   it('names every alert in grafana/alerts.yml', () => {

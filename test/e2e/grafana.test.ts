@@ -298,7 +298,8 @@ describe('systemd unit (deploy/bridgewatch.service)', () => {
 
   it('runs the daemon with the capabilities BPF and raw sockets need, and no more', () => {
     const want = [
-      'ExecStart=/usr/bin/node /opt/bridgewatch/bin/bridgewatch.js run',
+      // the link `npm install -g --prefix /opt/bridgewatch` makes (test/e2e/package.test.ts runs it so)
+      'ExecStart=/usr/bin/node /opt/bridgewatch/bin/bridgewatch run',
       'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_RESOURCE',
       'AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_RESOURCE',
       'ProtectSystem=strict', 'ReadWritePaths=/run/bridgewatch', 'RuntimeDirectory=bridgewatch', 'RuntimeDirectoryPreserve=restart',
@@ -311,7 +312,7 @@ describe('systemd unit (deploy/bridgewatch.service)', () => {
     expect(active.some((l) => l.startsWith('MemoryDenyWriteExecute='))).toBe(false);
     // bpf(2) is outside @system-service: a filter without it would kill the daemon
     const filter = active.find((l) => l.startsWith('SystemCallFilter='));
-    if (filter) expect(filter.split(/[= ]/)).toContain('bpf');
+    expect(filter?.split(/[= ]/)).toContain('bpf');
   });
 
   it('passes systemd-analyze verify', (ctx) => {
@@ -335,7 +336,7 @@ describe('Kubernetes manifest (deploy/kubernetes/daemonset.yaml)', () => {
       'kind: Namespace', 'kind: ServiceAccount', 'kind: DaemonSet', 'namespace: bridgewatch', 'hostNetwork: true',
       'dnsPolicy: ClusterFirstWithHostNet', 'prometheus.io/scrape: "true"', 'prometheus.io/port: "9725"',
       'path: /readyz', 'path: /healthz', 'port: 9725', 'drop: ["ALL"]', 'add: ["BPF", "NET_ADMIN", "NET_RAW", "PERFMON", "SYS_RESOURCE"]',
-      'path: /sys/fs/bpf', 'path: /sys/kernel/btf', '- operator: Exists', 'serviceAccountName: bridgewatch',
+      'path: /sys/fs/bpf', 'path: /run/bridgewatch', '- operator: Exists', 'serviceAccountName: bridgewatch',
     ]) expect(text).toContain(s);
     expect(text).not.toMatch(/\t/);
   });
@@ -358,9 +359,14 @@ describe('Kubernetes manifest (deploy/kubernetes/daemonset.yaml)', () => {
     const mounts = Object.fromEntries(c.volumeMounts.map((m: Json) => [m.name, m]));
     const volumes = Object.fromEntries(pod.volumes.map((v: Json) => [v.name, v]));
     for (const m of c.volumeMounts) expect(volumes[m.name], m.name).toBeDefined();
-    expect(volumes.btf.hostPath.path).toBe('/sys/kernel/btf');
-    expect(mounts.btf.readOnly).toBe(true);
+    // BTF comes with the container's own /sys: a hostPath for it would keep a kernel without BTF
+    // from ever starting the pod (see the manifest), where the daemon falls back to libpcap
+    expect(c.volumeMounts.filter((m: Json) => String(m.mountPath).startsWith('/sys/kernel'))).toEqual([]);
+    expect(pod.volumes.filter((v: Json) => String(v.hostPath?.path ?? '').startsWith('/sys/kernel'))).toEqual([]);
     expect(volumes.bpffs.hostPath.path).toBe('/sys/fs/bpf');
+    // crash-cleanup state on the host, as the unit and the Dockerfile keep it; an emptyDir goes with the pod
+    expect(volumes.run).toEqual({ name: 'run', hostPath: { path: '/run/bridgewatch', type: 'DirectoryOrCreate' } });
+    expect(mounts.run.mountPath).toBe('/run/bridgewatch');
     expect(ds.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9725' });
   });
 });
@@ -369,8 +375,13 @@ describe('Dockerfile', () => {
   const text = read('Dockerfile');
   const instructions = text.split('\n').filter((l) => /^[A-Z]+ /.test(l));
 
-  it('builds in node:20-bookworm and runs on node:20-bookworm-slim with only the runtime libraries', () => {
-    expect(instructions.filter((l) => l.startsWith('FROM '))).toEqual(['FROM node:20-bookworm AS builder', 'FROM node:20-bookworm-slim']);
+  it('builds in node:24-bookworm and runs on node:24-bookworm-slim (an LTS) with only the runtime libraries', () => {
+    expect(instructions.filter((l) => l.startsWith('FROM '))).toEqual(['FROM node:24-bookworm AS builder', 'FROM node:24-bookworm-slim']);
+    // the package's own floor stays lower than the image's Node
+    expect(JSON.parse(read('package.json')).engines).toEqual({ node: '>=20' });
+    // the docker run line mounts no /sys/kernel/btf: where it is missing Docker would fail creating it on sysfs
+    expect(text).toMatch(/^#\s+-v \/sys\/fs\/bpf:\/sys\/fs\/bpf \\$/m);
+    expect(text).not.toMatch(/^#\s+-v \/sys\/kernel\/btf/m);
     expect(text).toContain('npm ci');
     expect(text).toContain('bash bpf/build.sh');
     expect(text).toContain('npx tsc -p tsconfig.json');
