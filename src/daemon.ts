@@ -16,6 +16,7 @@ import { defaultRules, validateRules } from './ports/match.js';
 import { Healer } from './announce/healer.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
+import { ERRNO } from './sys/errno.js';
 import { FdbWatch, type FdbNotice } from './ports/fdb-watch.js';
 import { MoveTracker } from './tracker/moves.js';
 import { VERSION } from './paths.js';
@@ -34,8 +35,8 @@ const API_SYNC_MS = 1000;
 
 const attachReason = (e: unknown): string => {
   const errno = (e as BridgewatchError).errno;
-  if (errno === 19 || errno === 6) return 'device_gone';
-  if (errno === 1 || errno === 13) return 'permission';
+  if (errno === ERRNO.ENODEV || errno === ERRNO.ENXIO) return 'device_gone';
+  if (errno === ERRNO.EPERM || errno === ERRNO.EACCES) return 'permission';
   if ((e as BridgewatchError).code === 'ENOTSUP') return 'unsupported';
   return 'kernel';
 };
@@ -258,6 +259,7 @@ export class Daemon {
       this.droppedAtScan = dropped;
       this.bpf.syncPortCounts(entries);
     } catch (e) {
+      this.metrics.kernelReadError();
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
     }
   }
@@ -284,6 +286,7 @@ export class Daemon {
       }
       return out;
     } catch (e) {
+      this.metrics.kernelReadError();
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
       return [];
     }
@@ -414,6 +417,7 @@ export class Daemon {
       entries = this.bpf?.macs();
       if (entries) this.tracker.syncCounters(entries);
     } catch (e) {
+      this.metrics.kernelReadError();
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
       entries = undefined;
     }

@@ -1,4 +1,6 @@
 // Typed errors that read `verb object: cause` (cilium/ebpf style); codes are stable names.
+import { ENOTSUPP, ERRNO } from './sys/errno.js';
+
 export type ErrorCode =
   | 'ENOTSUP' // kernel or library lacks a feature
   | 'ENODEV' // no such device
@@ -11,8 +13,8 @@ export class BridgewatchError extends Error {
   readonly code: ErrorCode;
   readonly errno: number | undefined;
 
-  constructor(code: ErrorCode, message: string, errno?: number) {
-    super(message);
+  constructor(code: ErrorCode, message: string, errno?: number, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'BridgewatchError';
     this.code = code;
     this.errno = errno;
@@ -21,6 +23,6 @@ export class BridgewatchError extends Error {
 
 /** `verb object: cause` from an errno, e.g. `attach tc ingress on tap3: Operation not permitted`. */
 export function errnoError(what: string, errno: number, describe: (e: number) => string): BridgewatchError {
-  const code: ErrorCode = errno === 19 /* ENODEV */ || errno === 6 /* ENXIO */ ? 'ENODEV' : errno === 95 || errno === 524 ? 'ENOTSUP' : 'EKERNEL';
+  const code: ErrorCode = errno === ERRNO.ENODEV || errno === ERRNO.ENXIO ? 'ENODEV' : errno === ERRNO.EOPNOTSUPP || errno === ENOTSUPP ? 'ENOTSUP' : 'EKERNEL';
   return new BridgewatchError(code, `${what}: ${describe(errno)}`, errno);
 }

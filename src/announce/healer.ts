@@ -5,7 +5,7 @@ import { macFromString } from '../bpf/abi.js';
 import type { ObserveBackend } from '../backend.js';
 import type { Config } from '../config.js';
 import { BridgewatchError } from '../errors.js';
-import type { AnnounceRequest, AnnounceResult } from '../http/server.js';
+import type { AnnounceRequest, AnnounceResult } from './requests.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { globMatch } from '../ports/match.js';
 import type { PortWatcher } from '../ports/watcher.js';

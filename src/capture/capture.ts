@@ -3,6 +3,7 @@
 import type koffi from 'koffi';
 import { BridgewatchError } from '../errors.js';
 import { c, errno, strerror } from '../sys/libc.js';
+import { ERRNO } from '../sys/errno.js';
 import {
   DLT_EN10MB,
   libpcap,
@@ -13,7 +14,7 @@ import {
   PCAP_TSTAMP_PRECISION_NANO,
 } from './libpcap.js';
 
-export const ENETDOWN = 100;
+export const ENETDOWN = ERRNO.ENETDOWN;
 const ENODEV = 19;
 const EPERM = 1;
 const SOL_SOCKET = 1;

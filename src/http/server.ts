@@ -2,15 +2,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { PortView, FactView } from '../tracker/types.js';
+import type { AnnounceRequest, AnnounceResult } from '../announce/requests.js';
 import { announceBody, announceReply, errorSchema, eventsQuery, eventsSchema, portParams, portSchema, portsSchema } from './schemas.js';
 
-export interface AnnounceRequest {
-  port: string;
-  mac?: string;
-}
-export type AnnounceResult =
-  | { ok: true; port: string; macs: string[]; mode: string; rounds: number }
-  | { ok: false; status: 404 | 409 | 429 | 503; error: string };
+export type { AnnounceRequest, AnnounceResult };
 
 export interface HttpDeps {
   metrics: { scrape(): Promise<string>; contentType: string };

@@ -133,6 +133,7 @@ export class Metrics implements TrackerSink {
       rarpErrors: counter('rarp_send_errors_total', 'RARP frames that failed to send.', ['bridge'] as const),
       suppressed: counter('announce_suppressed_total', 'Re-announcements not sent, by reason.', ['reason'] as const),
       reannounce: histogram('reannounce_latency_seconds', 'Port forwarding to first RARP sent on the guest\'s behalf.', ['bridge'] as const),
+      readErrors: counter('kernel_read_errors_total', 'Failed reads of the kernel\'s BPF maps (at scrape, API read or port event); the values shown are the last ones read.', [] as const),
       fdbRepairs: counter('fdb_repairs_total', 'Bridge FDB entries of a healed guest moved from another port (the uplink) to the guest\'s port.', ['bridge'] as const),
       fdbMoves: counter('fdb_moves_total', 'A guest MAC\'s bridge FDB entry moved between a local guest port and an uplink (to_uplink: the guest left this host; to_guest: it is here).', ['bridge', 'direction'] as const),
       flaps: counter('mac_flaps_total', 'Guest MACs whose FDB entry crossed between guest port and uplink more than --flap-moves times within --flap-window.', ['bridge'] as const),
@@ -160,7 +161,8 @@ export class Metrics implements TrackerSink {
     try {
       this.src.refresh();
     } catch {
-      // a failed map read must not fail the scrape; the gauges show what is known
+      // a failed map read must not fail the scrape: counted, and the gauges show what is known
+      this.c.readErrors.inc();
     }
     const dropped = this.src.bpfEventsDropped();
     if (dropped > this.lastDropped) this.c.eventsDropped.inc(dropped - this.lastDropped);
@@ -227,6 +229,10 @@ export class Metrics implements TrackerSink {
   setBuild(build: BuildInfo): void {
     this.c.buildInfo.reset();
     this.c.buildInfo.set({ ...build }, 1);
+  }
+
+  kernelReadError(): void {
+    this.c.readErrors.inc();
   }
 
   attachError(reason: string): void {

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { NetlinkMessage } from 'netlink';
 import { BridgewatchError } from '../errors.js';
+import { ERRNO } from '../sys/errno.js';
 import { AF_BRIDGE, AF_UNSPEC, decodeLinkMessage } from './decode.js';
 import { compileRules, type Matcher, type WatchRules } from './match.js';
 import { RtnlLinkSocket } from './rtnl.js';
@@ -25,7 +26,6 @@ export interface PortWatcherDeps {
   rcvbufBytes?: number;
 }
 
-const ENOBUFS = 105;
 const RESYNC_RETRY_MS = 1000;
 
 type Phase = 'idle' | 'starting' | 'running' | 'stopped';
@@ -175,7 +175,7 @@ export class PortWatcher extends EventEmitter<PortWatcherEvents> {
     this.stats.socketErrors++;
     if (err.syscall === 'recvmsg') {
       // ENOBUFS: the kernel dropped notifications; anything else on recvmsg, same cure
-      this.log?.warn(`read rtnetlink: ${err.errno === ENOBUFS ? 'overrun (ENOBUFS)' : err.message}; resyncing`);
+      this.log?.warn(`read rtnetlink: ${err.errno === ERRNO.ENOBUFS ? 'overrun (ENOBUFS)' : err.message}; resyncing`);
       this.resync();
       return;
     }

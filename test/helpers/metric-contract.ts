@@ -55,6 +55,7 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_scrape_duration_seconds', type: 'gauge', labels: {} },
   { name: 'bridgewatch_tracker_refused_total', type: 'counter', labels: { what: ['ports', 'macs', 'timeline'] } },
   { name: 'bridgewatch_netlink_resyncs_total', type: 'counter', labels: {} },
+  { name: 'bridgewatch_kernel_read_errors_total', type: 'counter', labels: {} },
   { name: 'bridgewatch_netlink_bad_messages_total', type: 'counter', labels: {} },
   { name: 'bridgewatch_bpf_frames_unrecorded_total', type: 'counter', labels: { reason: ['bad_source', 'port_full', 'insert_fail'] } },
   { name: 'bridgewatch_ready', type: 'gauge', labels: {} },
