@@ -81,6 +81,18 @@ export class Pinger {
     return this.replies[this.replies.length - 1];
   }
 
+  /**
+   * The first reply of the unbroken run of replies that ends now (no gap longer than `gapMs`
+   * between them, nor since the last), if that run started after `after`; else undefined.
+   */
+  steadySince(after: number, gapMs: number): number | undefined {
+    const r = this.replies;
+    if (!r.length || r[r.length - 1] <= after || now() - r[r.length - 1] > gapMs) return undefined;
+    let i = r.length - 1;
+    while (i > 0 && r[i - 1] > after && r[i] - r[i - 1] <= gapMs) i--;
+    return r[i];
+  }
+
   /** Replies received after `t`. */
   repliesAfter(t: number): number {
     let n = 0;

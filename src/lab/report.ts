@@ -5,6 +5,12 @@ export interface ScenarioResult {
   bridgewatch: boolean;
   /** the tap joined host B's bridge this long after the guest resumed there */
   joinAfterResumeMs: number;
+  /**
+   * where host B's own bridge had the guest MAC just before the join (`eth0`: learned on the
+   * uplink while the guest ran on host A, so B's bridge drops traffic for it from the uplink until
+   * the guest itself sends); null: not learned
+   */
+  hostBFdbBeforeJoin: string | null;
   /** the switch mapped the guest MAC to host B's port this long after the join; null: not seen */
   switchLearnedAfterJoinMs: number | null;
   /** how long the lab watched after the join (for "not within N s") */
@@ -68,8 +74,8 @@ export function renderTable(s: LabSummary): string {
     );
   }
   return table(
-    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
-    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), ...bw(r)]),
+    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r)]),
   );
 }
 
