@@ -23,6 +23,8 @@ export interface PingOptions {
   intervalMs: number;
   /** a reply later than this counts as lost (ping -W) */
   timeoutMs: number;
+  /** ICMP echo identifier; by default from the pid (two pingers at once need two) */
+  id?: number;
 }
 
 export interface PingSummary {
@@ -42,11 +44,12 @@ export class Pinger {
   private fd = -1;
   private sender: NodeJS.Timeout | undefined;
   private reader: NodeJS.Timeout | undefined;
-  private readonly id = process.pid & 0xffff;
+  private readonly id: number;
   private readonly dst: Buffer;
   private readonly rbuf = Buffer.alloc(2048);
 
   constructor(readonly o: PingOptions) {
+    this.id = (o.id ?? process.pid) & 0xffff;
     const a = Buffer.alloc(16); // struct sockaddr_in
     a.writeUInt16LE(AF_INET, 0);
     ipv4Bytes(o.target).copy(a, 4);
