@@ -10,7 +10,7 @@ import { BridgewatchError } from '../errors.js';
 import { LAB_DIR } from './daemon.js';
 import { guestBoot, QEMU_NIC, type GuestImage, type LabNic } from './guest-image.js';
 import { Pinger } from './pinger.js';
-import { Qemu } from './qemu.js';
+import { Qemu, type MigrationInfo } from './qemu.js';
 import type { ScenarioResult } from './report.js';
 import { Stage, type ScenarioOptions } from './stage.js';
 import { createTap, deleteTap, GUEST_IP, GUEST_MAC, GUEST_TAP, NS, plugTap, SUBNET_PREFIX, SWITCH_PORT } from './topology.js';
@@ -100,11 +100,13 @@ export async function linuxScenario(o: LinuxScenarioOptions): Promise<ScenarioRe
     await until(() => now() - tUp >= SETTLE_MS, SETTLE_MS, signal, () => p.status(`${tag} pinging the guest on host A · replies: ${pinger.replies.length}`));
 
     if (!dest.running) throw new BridgewatchError('EKERNEL', `destination QEMU in ${NS.b} ended (${dest.exitText}) before the migration: ${dest.log || '(no stderr)'}`);
-    const info = await source.migrate(uri);
+    let info = await source.migrate(uri);
     const tCompleted = now();
     // the destination runs (and QEMU announces) as it has loaded the state, maybe before we saw "completed"
     const resumed = await dest.qmp.waitForEvent('RESUME', () => true, 5000);
     const tResume = Math.min(tCompleted, perfTime(resumed.receivedNs));
+    // QEMU 7.2 reports "completed" a moment before it fills in the times
+    if (!info['total-time']) info = await source.qmp.execute<MigrationInfo>('query-migrate');
     p.say(`${tag} migrated in ${info['total-time'] ?? '?'} ms (downtime ${info.downtime ?? '?'} ms); host B's bridge had the guest on: ${stage.fdbB.current() ?? 'nothing'}`);
     await source.stop();
     deleteTap('a');

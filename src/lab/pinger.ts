@@ -122,9 +122,11 @@ export class Pinger {
   }
 
   // after stop(): silence runs until the last request's timeout, not until whenever we ask
+  // (an answered last request ends the silence with its reply: no trailing silence at all)
   private stoppedAt(): number {
-    const last = this.sentAt[this.sentAt.length - 1] ?? 0;
-    return last + this.o.timeoutMs;
+    const seq = this.sentAt.length - 1;
+    if (seq < 0) return 0;
+    return this.replyOf.has(seq) ? (this.lastReplyAt ?? 0) : this.sentAt[seq] + this.o.timeoutMs;
   }
 
   private send(): void {
