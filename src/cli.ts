@@ -43,10 +43,8 @@ Usage:
   bridgewatch run [options]          the daemon: eBPF on every bridge port and tap, Prometheus
                                      metrics and the HTTP API on --listen
   bridgewatch lab [--late-ms N] [--interval-ms N] [--cap-s N] [--keep] [--qemu] [--json]
-                 [--guest sim|linux] [--nic e1000|virtio]
                                      a live migration with a late tap join in network
-                                     namespaces, without and with bridgewatch (--guest linux:
-                                     a real Linux guest in QEMU, also with the tap on time)
+                                     namespaces, without and with bridgewatch
   bridgewatch lab --down             remove a lab left up by --keep
   bridgewatch status [--url URL]     the port table of a running daemon
   bridgewatch announce --port P [--mac M] [--url URL] [--token T]

@@ -7,7 +7,7 @@ import { SimGuest } from './guest.js';
 import { Pinger } from './pinger.js';
 import type { ScenarioResult } from './report.js';
 import { Stage, type ScenarioOptions } from './stage.js';
-import { CLIENT_IP, createTap, deleteTap, GUEST_IP, GUEST_MAC, GUEST_TAP, HOST_BRIDGE, NS, plugTap, SWITCH_PORT, UPLINK } from './topology.js';
+import { CLIENT_IP, createTap, deleteTap, GATEWAY_IP, GUEST_IP, GUEST_MAC, GUEST_TAP, HOST_BRIDGE, NS, plugTap, SWITCH_PORT, UPLINK } from './topology.js';
 import { mustReach, now, pause, until } from './wait.js';
 
 /** pings answered steadily before the migration */
@@ -36,8 +36,10 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     stage.defer(() => tapA.close());
     plugTap('a');
     guest.attach(tapA);
-    // like any guest, it broadcasts while on A: host B's bridge learns its MAC on B's uplink
-    guest.resolve(CLIENT_IP);
+    // like any guest, it broadcasts while on A (ARP for its gateway): host B's bridge learns its
+    // MAC on B's uplink. Not for the client: that would leave the client's entry for the guest
+    // STALE, its probe due just after the migration, and cut the outage short by chance.
+    guest.resolve(GATEWAY_IP);
 
     const pinger = new Pinger({ ns: NS.client, target: GUEST_IP, intervalMs: o.intervalMs, timeoutMs: PING_TIMEOUT_MS });
     stage.defer(() => pinger.close());
