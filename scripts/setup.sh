@@ -2,7 +2,9 @@
 # Idempotent setup for a fresh Debian 12 machine (as root): system packages, npm ci, the BPF
 # object and the TypeScript build. Every step is skipped when already done.
 #   scripts/setup.sh [--with-qemu] [--quiet]
-# QEMU is installed only for `bridgewatch lab --qemu` and the tests (npm test passes --with-qemu).
+# QEMU and the lab's Linux guest image (scripts/guest-image.sh: Debian's kernel and a busybox
+# initramfs, cached in /var/cache/bridgewatch/guest) only for `bridgewatch lab --qemu|--guest linux`
+# and the tests (npm test passes --with-qemu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,10 @@ cd "$(dirname "$0")/.."
 # lab: curl (reads the daemon's API inside a namespace); tests: tcpdump tshark prometheus
 # (promtool) python3-yaml
 want=(clang llvm libbpf-dev libbpf1 libpcap0.8 bpftool iproute2 curl tcpdump tshark prometheus python3-yaml make g++ python3)
-[[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86)
+with_qemu=false
+[[ " $* " == *" --with-qemu "* ]] && with_qemu=true
+# guest image: busybox-static (its /init and tools), cpio (the initramfs), xz-utils (unpacks the kernel)
+$with_qemu && want+=(qemu-system-x86 busybox-static cpio xz-utils)
 
 missing=()
 for p in "${want[@]}"; do
@@ -38,4 +43,9 @@ stamp=dist/.tsbuild
 if [ ! -f "$stamp" ] || [ -n "$(find src bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
   npx tsc -p tsconfig.json
   touch "$stamp"
+fi
+
+# the lab's Linux guest: rebuilt only when missing or when the script changed
+if $with_qemu; then
+  bash scripts/guest-image.sh >/dev/null
 fi

@@ -95,6 +95,15 @@ export class LabDaemon {
     return ports.find((p) => p.name === port)?.macs.find((m) => m.mac === mac) ?? null;
   }
 
+  /** Every RARP it sent, for any guest and reason: the sum of bridgewatch_rarp_sent_total. */
+  async rarpSentTotal(): Promise<number> {
+    const r = await nsGet(this.ns, '/metrics');
+    if (r.status !== 200) throw new BridgewatchError('EKERNEL', `get /metrics from bridgewatch: HTTP ${r.status || 'no answer'}`);
+    let n = 0;
+    for (const m of r.body.matchAll(/^bridgewatch_rarp_sent_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+    return n;
+  }
+
   /** Let it outlive the lab (`--keep`): `bridgewatch lab --down` ends it through the pid file. */
   release(): void {
     this.child?.unref();

@@ -1,6 +1,8 @@
 // A simulated guest: the few things a VM's network stack does that the lab depends on. It owns
 // one MAC and one IPv4 address, answers ARP requests and ICMP echo for that address through a
-// tap's fd, and after a migration sends QEMU's RARP burst on QEMU's schedule.
+// tap's fd, asks for a neighbour with a broadcast ARP request (as any guest does: that is how
+// every bridge on the segment, the destination host's too, learns its MAC on their uplink), and
+// after a migration sends QEMU's RARP burst on QEMU's schedule.
 import { macFromString } from '../bpf/abi.js';
 import { rarpFrame } from '../announce/frames.js';
 import { ANNOUNCE_DEFAULTS, announceOffsets } from '../announce/schedule.js';
@@ -21,6 +23,20 @@ function ethHeader(dst: Buffer, src: Buffer, type: number): Buffer {
   src.copy(h, 6);
   h.writeUInt16BE(type, 12);
   return h;
+}
+
+/** A broadcast ARP request from `mac`/`ip`: who has `target`? Pure. */
+export function arpRequest(mac: Buffer, ip: Buffer, target: Buffer): Buffer {
+  const body = Buffer.alloc(28);
+  body.writeUInt16BE(1, 0); // ethernet
+  body.writeUInt16BE(ETH_P_IP, 2);
+  body[4] = 6;
+  body[5] = 4;
+  body.writeUInt16BE(ARP_REQUEST, 6);
+  mac.copy(body, 8);
+  ip.copy(body, 14);
+  target.copy(body, 24); // tha stays zero
+  return pad(Buffer.concat([ethHeader(Buffer.alloc(6, 0xff), mac, ETH_P_ARP), body]));
 }
 
 /** The ARP reply to `frame` if it asks who has `ip`; else null. Pure. */
@@ -65,6 +81,7 @@ export function echoReply(frame: Buffer, mac: Buffer, ip: Buffer): Buffer | null
 
 export interface GuestStats {
   arpReplies: number;
+  arpRequests: number;
   echoReplies: number;
   rarpSent: number;
   /** writes the kernel refused (a down or deleted tap) */
@@ -74,7 +91,7 @@ export interface GuestStats {
 export class SimGuest {
   readonly mac: Buffer;
   readonly ip: Buffer;
-  readonly stats: GuestStats = { arpReplies: 0, echoReplies: 0, rarpSent: 0, writeErrors: 0 };
+  readonly stats: GuestStats = { arpReplies: 0, arpRequests: 0, echoReplies: 0, rarpSent: 0, writeErrors: 0 };
   private tap: Tap | null = null;
   private poller: NodeJS.Timeout | undefined;
   private readonly burst = new Set<NodeJS.Timeout>();
@@ -98,6 +115,13 @@ export class SimGuest {
     for (const t of this.burst) clearTimeout(t);
     this.burst.clear();
     this.tap = null;
+  }
+
+  /** Ask who has `target` (broadcast, flooded to every bridge on the segment); false if refused. */
+  resolve(target: string): boolean {
+    const ok = this.send(arpRequest(this.mac, this.ip, ipv4Bytes(target)));
+    if (ok) this.stats.arpRequests++;
+    return ok;
   }
 
   /** QEMU's post-migration RARP burst (net/announce.c): rounds at 0, 50, 200, 450, 800 ms. */

@@ -66,7 +66,7 @@ export class BridgeMonitor {
   }
 }
 
-/** The switch's FDB, as far as one MAC is concerned. */
+/** A bridge's FDB (the switch's, a host's), as far as one MAC is concerned. */
 export class FdbWatch extends BridgeMonitor {
   constructor(
     ns: string,
@@ -84,10 +84,14 @@ export class FdbWatch extends BridgeMonitor {
     return this.changes().find((ch) => ch.at >= since && !ch.deleted && ch.dev === dev)?.at;
   }
 
-  /** Where the switch last put the MAC (undefined: never seen, or deleted). */
+  /** Where the bridge last put the MAC (undefined: never seen, or deleted). */
   current(): string | undefined {
-    const all = this.changes();
-    const last = all[all.length - 1];
+    return this.before(Infinity);
+  }
+
+  /** Where the bridge had the MAC just before `t` (undefined: not seen by then, or deleted). */
+  before(t: number): string | undefined {
+    const last = this.changes().filter((ch) => ch.at < t).at(-1);
     return last && !last.deleted ? last.dev : undefined;
   }
 }

@@ -23,6 +23,8 @@ export interface PingOptions {
   intervalMs: number;
   /** a reply later than this counts as lost (ping -W) */
   timeoutMs: number;
+  /** ICMP echo identifier; by default from the pid (two pingers at once need two) */
+  id?: number;
 }
 
 export interface PingSummary {
@@ -42,11 +44,12 @@ export class Pinger {
   private fd = -1;
   private sender: NodeJS.Timeout | undefined;
   private reader: NodeJS.Timeout | undefined;
-  private readonly id = process.pid & 0xffff;
+  private readonly id: number;
   private readonly dst: Buffer;
   private readonly rbuf = Buffer.alloc(2048);
 
   constructor(readonly o: PingOptions) {
+    this.id = (o.id ?? process.pid) & 0xffff;
     const a = Buffer.alloc(16); // struct sockaddr_in
     a.writeUInt16LE(AF_INET, 0);
     ipv4Bytes(o.target).copy(a, 4);
@@ -81,6 +84,18 @@ export class Pinger {
     return this.replies[this.replies.length - 1];
   }
 
+  /**
+   * The first reply of the unbroken run of replies that ends now (no gap longer than `gapMs`
+   * between them, nor since the last), if that run started after `after`; else undefined.
+   */
+  steadySince(after: number, gapMs: number): number | undefined {
+    const r = this.replies;
+    if (!r.length || r[r.length - 1] <= after || now() - r[r.length - 1] > gapMs) return undefined;
+    let i = r.length - 1;
+    while (i > 0 && r[i - 1] > after && r[i] - r[i - 1] <= gapMs) i--;
+    return r[i];
+  }
+
   /** Replies received after `t`. */
   repliesAfter(t: number): number {
     let n = 0;
@@ -107,9 +122,11 @@ export class Pinger {
   }
 
   // after stop(): silence runs until the last request's timeout, not until whenever we ask
+  // (an answered last request ends the silence with its reply: no trailing silence at all)
   private stoppedAt(): number {
-    const last = this.sentAt[this.sentAt.length - 1] ?? 0;
-    return last + this.o.timeoutMs;
+    const seq = this.sentAt.length - 1;
+    if (seq < 0) return 0;
+    return this.replyOf.has(seq) ? (this.lastReplyAt ?? 0) : this.sentAt[seq] + this.o.timeoutMs;
   }
 
   private send(): void {

@@ -1,10 +1,11 @@
-// Drive real QEMU processes for the lab and the tests: a diskless TCG guest with one virtio-net NIC
-// on a tap in a given network namespace, controlled over QMP on a unix socket. Migration runs over
-// a unix socket too: path sockets are not scoped to a network namespace, so a source in one
-// namespace and a destination in another reach each other without any IP plumbing.
+// Drive real QEMU processes for the lab and the tests: a diskless TCG guest with one NIC (virtio-net
+// or e1000) on a tap in a given network namespace, controlled over QMP on a unix socket. Migration
+// runs over a unix socket too: path sockets are not scoped to a network namespace, so a source in
+// one namespace and a destination in another reach each other without any IP plumbing.
 //
-// No guest OS is needed: QEMU itself sends the post-migration RARP burst (net/announce.c) from the
-// destination, which is exactly the traffic bridgewatch cares about.
+// Without `boot` there is no guest OS: QEMU itself sends the post-migration RARP burst
+// (net/announce.c) from the destination. With `boot`, QEMU boots a kernel and initramfs directly
+// (the lab's Linux guest, scripts/guest-image.sh). TCG only: nested KVM hangs on these machines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
@@ -48,10 +49,24 @@ export interface QemuOptions {
   paused?: boolean;
   /** Guest RAM in MiB; 64 by default (a TCG migration of it takes well under a second). */
   memoryMb?: number;
+  /** The guest NIC's QEMU device model; virtio-net-pci by default. */
+  nic?: QemuNic;
+  /** Boot this kernel and initramfs (`-kernel -initrd -append`); a destination needs the same. */
+  boot?: KernelBoot;
+  /** Write the guest's serial console (ttyS0) to this file. */
+  serialLog?: string;
   binary?: string;
   extraArgs?: readonly string[];
   /** How long to wait for QMP to answer; 15 s by default. */
   startTimeoutMs?: number;
+}
+
+export type QemuNic = 'virtio-net-pci' | 'e1000';
+
+export interface KernelBoot {
+  kernel: string;
+  initrd: string;
+  append: string;
 }
 
 /** QEMU's argv (without the binary) for these options. Pure. */
@@ -64,9 +79,11 @@ export function qemuArgs(o: QemuOptions): string[] {
     '-netdev', `tap,id=n0,ifname=${o.tap},script=no,downscript=no`,
     // romfile= (empty): no iPXE option ROM, so the firmware never PXE-boots and the only frames on
     // the tap are QEMU's own announcements.
-    '-device', `virtio-net-pci,netdev=n0,mac=${o.mac},romfile=`,
+    '-device', `${o.nic ?? 'virtio-net-pci'},netdev=n0,mac=${o.mac},romfile=`,
     '-qmp', `unix:${o.qmpSocket},server=on,wait=off`,
   ];
+  if (o.boot) args.push('-kernel', o.boot.kernel, '-initrd', o.boot.initrd, '-append', o.boot.append, '-no-reboot');
+  if (o.serialLog) args.push('-serial', `file:${o.serialLog}`);
   if (o.paused) args.push('-S');
   if (o.incoming) args.push('-incoming', o.incoming);
   return args.concat(o.extraArgs ?? []);
@@ -260,6 +277,12 @@ export class Qemu {
 
   get running(): boolean {
     return this.exitInfo === null;
+  }
+
+  /** How it ended, for messages: `exit code 1`, `signal SIGKILL`, or `running`. */
+  get exitText(): string {
+    const e = this.exitInfo;
+    return !e ? 'running' : e.signal ? `signal ${e.signal}` : `exit code ${e.code}`;
   }
 
   /** QEMU's stderr so far (last 4 KiB), for messages. */

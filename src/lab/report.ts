@@ -5,6 +5,12 @@ export interface ScenarioResult {
   bridgewatch: boolean;
   /** the tap joined host B's bridge this long after the guest resumed there */
   joinAfterResumeMs: number;
+  /**
+   * where host B's own bridge had the guest MAC just before the join (`eth0`: learned on the
+   * uplink while the guest ran on host A, so B's bridge drops traffic for it from the uplink until
+   * the guest itself sends); null: not learned
+   */
+  hostBFdbBeforeJoin: string | null;
   /** the switch mapped the guest MAC to host B's port this long after the join; null: not seen */
   switchLearnedAfterJoinMs: number | null;
   /** how long the lab watched after the join (for "not within N s") */
@@ -25,10 +31,24 @@ export interface ScenarioResult {
   outageSeconds?: number;
   /** pings never came back for good within the cap: outageSeconds is a lower bound */
   outageCapped?: boolean;
+  // real Linux guest only
+  /** host B's tap was in the bridge before the migration; "after the join" then means after the resume */
+  tapOnTime?: boolean;
+  /** the first ping reply after the join; null: none within the cap */
+  firstReplyAfterJoinMs?: number | null;
+  /** all RARPs bridgewatch sent (bridgewatch_rarp_sent_total); null without it */
+  rarpSentTotal?: number | null;
+  /** QEMU's migration total time and downtime */
+  migrationMs?: number | null;
+  downtimeMs?: number | null;
 }
 
 export interface LabSummary {
-  mode: 'guest' | 'qemu';
+  /** guest: simulated guest; qemu: QEMU without a guest OS; linux: QEMU running Debian's kernel */
+  mode: 'guest' | 'qemu' | 'linux';
+  /** linux: the guest NIC (e1000, virtio) and kernel */
+  nic?: string;
+  kernelVersion?: string;
   mac: string;
   ip: string;
   lateMs: number;
@@ -59,8 +79,22 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), line(w.map((n) => '─'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
+export function firstReplyText(r: ScenarioResult): string {
+  if (r.firstReplyAfterJoinMs === undefined) return '-';
+  if (r.firstReplyAfterJoinMs === null) return `none within ${Math.floor(r.watchedAfterJoinMs / 1000)} s`;
+  return sec(r.firstReplyAfterJoinMs);
+}
+
 export function renderTable(s: LabSummary): string {
   const bw = (r: ScenarioResult) => [dash(r.verdict), dash(r.rarpSent)];
+  if (s.mode === 'linux') {
+    return table(
+      ['run', 'pings sent', 'lost', 'lost after join', 'first reply after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+      s.scenarios.map((r) => [
+        r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), firstReplyText(r), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r),
+      ]),
+    );
+  }
   if (s.mode === 'qemu') {
     return table(
       ['scenario', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
@@ -68,13 +102,14 @@ export function renderTable(s: LabSummary): string {
     );
   }
   return table(
-    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
-    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), ...bw(r)]),
+    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r)]),
   );
 }
 
 /** One sentence comparing the two runs, in the terms of the original bug report. */
 export function verdictLine(s: LabSummary): string {
+  if (s.mode === 'linux') return linuxVerdictLine(s);
   const [without, withBw] = [s.scenarios.find((r) => !r.bridgewatch), s.scenarios.find((r) => r.bridgewatch)];
   if (!without || !withBw) return '';
   if (s.mode === 'qemu') {
@@ -86,5 +121,16 @@ export function verdictLine(s: LabSummary): string {
   return (
     `Red Hat bug 719294 lost 30–40 pings instead of 1–2; here, one ping every ${s.intervalMs} ms: ${without.pingsLost} lost without bridgewatch, ` +
     `${withBw.pingsLost} with it (outage ${outageText(without)} vs ${outageText(withBw)}${ratio ? `, ${ratio.toFixed(0)}× shorter` : ''}).`
+  );
+}
+
+function linuxVerdictLine(s: LabSummary): string {
+  const onTime = s.scenarios.find((r) => r.tapOnTime);
+  const late = s.scenarios.filter((r) => !r.tapOnTime);
+  const part = (r: ScenarioResult) => `${r.pingsLostAfterJoin} lost after the join, first reply ${firstReplyText(r)} after it, ${r.name}`;
+  return (
+    `Linux ${s.kernelVersion} guest with ${s.nic}, one ping every ${s.intervalMs} ms: ` +
+    [onTime ? `tap on time: ${onTime.pingsLost} lost in all` : '', ...late.map(part)].filter(Boolean).join('; ') +
+    '.'
   );
 }

@@ -7,7 +7,7 @@ import { SimGuest } from './guest.js';
 import { Pinger } from './pinger.js';
 import type { ScenarioResult } from './report.js';
 import { Stage, type ScenarioOptions } from './stage.js';
-import { CLIENT_IP, createTap, deleteTap, GUEST_IP, GUEST_MAC, GUEST_TAP, NS, plugTap, SWITCH_PORT } from './topology.js';
+import { CLIENT_IP, createTap, deleteTap, GATEWAY_IP, GUEST_IP, GUEST_MAC, GUEST_TAP, HOST_BRIDGE, NS, plugTap, SWITCH_PORT, UPLINK } from './topology.js';
 import { mustReach, now, pause, until } from './wait.js';
 
 /** pings answered steadily before the migration */
@@ -36,6 +36,10 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     stage.defer(() => tapA.close());
     plugTap('a');
     guest.attach(tapA);
+    // like any guest, it broadcasts while on A (ARP for its gateway): host B's bridge learns its
+    // MAC on B's uplink. Not for the client: that would leave the client's entry for the guest
+    // STALE, its probe due just after the migration, and cut the outage short by chance.
+    guest.resolve(GATEWAY_IP);
 
     const pinger = new Pinger({ ns: NS.client, target: GUEST_IP, intervalMs: o.intervalMs, timeoutMs: PING_TIMEOUT_MS });
     stage.defer(() => pinger.close());
@@ -43,6 +47,7 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     p.say(`${tag} guest ${GUEST_MAC} ${GUEST_IP} on host A; client ${CLIENT_IP} pings it every ${o.intervalMs} ms`);
     await mustReach(`ping ${GUEST_IP} from ${NS.client}`, () => pinger.replies.length > 0, 10_000, signal);
     await mustReach(`switch ${SWITCH_PORT.a}: learn guest ${GUEST_MAC}`, () => stage.fdb.current() === SWITCH_PORT.a, 5000, signal);
+    await mustReach(`${NS.b} ${HOST_BRIDGE}: learn guest ${GUEST_MAC} on ${UPLINK}`, () => stage.fdbB.current() === UPLINK, 5000, signal);
 
     const tStart = now();
     const warm = () => p.status(`${tag} pinging the guest on host A · replies: ${pinger.replies.length}`);
@@ -69,14 +74,7 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     p.say(`${tag} hotplug: ${GUEST_TAP} joined br0 on host B ${Math.round(tPlug - tResume)} ms after the resume`);
 
     // the first of the replies since the migration with no gap among them (nor since the last)
-    const steadySince = (): number | undefined => {
-      const r = pinger.replies;
-      const gap = Math.max(PING_TIMEOUT_MS, 3 * o.intervalMs);
-      if (!r.length || r[r.length - 1] <= tResume || now() - r[r.length - 1] > gap) return undefined;
-      let i = r.length - 1;
-      while (i > 0 && r[i - 1] > tResume && r[i] - r[i - 1] <= gap) i--;
-      return r[i];
-    };
+    const steadySince = (): number | undefined => pinger.steadySince(tResume, Math.max(PING_TIMEOUT_MS, 3 * o.intervalMs));
     let announcedBack = false;
     const watch = () => {
       const since = steadySince();

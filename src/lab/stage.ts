@@ -10,6 +10,8 @@ import { now } from './wait.js';
 
 export interface ScenarioOptions {
   bridgewatch: boolean;
+  /** the run's name in messages and the table; by default with or without bridgewatch */
+  label?: string;
   lateMs: number;
   /** give up waiting for recovery this long after the migration */
   capMs: number;
@@ -25,6 +27,8 @@ export class Stage {
   readonly fdb = new FdbWatch(NS.sw, GUEST_MAC);
   /** host B's bridge ports, for the moment the guest's tap starts forwarding */
   readonly portsB = new PortWatch(NS.b);
+  /** host B's own bridge's FDB entry for the guest: learned on the uplink while it ran on A? */
+  readonly fdbB = new FdbWatch(NS.b, GUEST_MAC);
   daemon: LabDaemon | null = null;
   private readonly undo: { fn: () => unknown; keepable: boolean }[] = [];
 
@@ -38,6 +42,7 @@ export class Stage {
       name: this.label,
       bridgewatch: this.o.bridgewatch,
       joinAfterResumeMs: tJoin - tResume,
+      hostBFdbBeforeJoin: this.fdbB.before(tJoin) ?? null,
       switchLearnedAfterJoinMs: learned === undefined ? null : learned - tJoin,
       watchedAfterJoinMs: now() - tJoin,
       guestRarpSent,
@@ -48,7 +53,7 @@ export class Stage {
   }
 
   get label(): string {
-    return this.o.bridgewatch ? 'with bridgewatch' : 'without bridgewatch';
+    return this.o.label ?? (this.o.bridgewatch ? 'with bridgewatch' : 'without bridgewatch');
   }
 
   async open(): Promise<void> {
@@ -66,7 +71,7 @@ export class Stage {
       this.daemon = d;
       p.say(`[${this.label}] bridgewatch running in ${NS.b}, ready`);
     }
-    for (const m of [this.fdb, this.portsB]) {
+    for (const m of [this.fdb, this.portsB, this.fdbB]) {
       await m.start();
       this.defer(() => m.stop());
     }

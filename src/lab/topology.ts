@@ -25,6 +25,8 @@ export const SWITCH_PORT = { a: 'to-a', b: 'to-b', client: 'to-client' } as cons
 export const SUBNET_PREFIX = 24;
 export const CLIENT_IP = '10.77.0.1';
 export const GUEST_IP = '10.77.0.100';
+/** the guest's gateway, which no one in the lab has: asking for it is a broadcast nobody answers */
+export const GATEWAY_IP = '10.77.0.254';
 export const GUEST_MAC = '52:54:00:77:00:64';
 
 export type Host = 'a' | 'b';

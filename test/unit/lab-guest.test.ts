@@ -1,6 +1,6 @@
-// The lab's pure pieces: the simulated guest's replies and the `bridge monitor` parsers.
+// The lab's pure pieces: the simulated guest's frames and the `bridge monitor` parsers.
 import { describe, expect, it } from 'vitest';
-import { arpReply, echoReply } from '../../src/lab/guest.js';
+import { arpReply, arpRequest as guestArpRequest, echoReply } from '../../src/lab/guest.js';
 import { inetChecksum, ipv4Bytes } from '../../src/lab/inet.js';
 import { parseFdbLine, parseLinkLine } from '../../src/lab/monitor.js';
 import { macFromString } from '../../src/bpf/abi.js';
@@ -55,6 +55,20 @@ describe('simulated guest', () => {
     expect(r.subarray(28, 32)).toEqual(GIP);
     expect(r.subarray(32, 38)).toEqual(CLIENT);
     expect(r.subarray(38, 42)).toEqual(CIP);
+  });
+
+  it('asks for a neighbour with a broadcast ARP request the neighbour would answer', () => {
+    const q = guestArpRequest(GUEST, GIP, CIP);
+    expect(q).toHaveLength(60);
+    expect(q.subarray(0, 6)).toEqual(Buffer.alloc(6, 0xff)); // flooded by every bridge
+    expect(q.subarray(6, 12)).toEqual(GUEST);
+    expect(q.readUInt16BE(20)).toBe(1); // request
+    expect(q.subarray(22, 28)).toEqual(GUEST);
+    expect(q.subarray(28, 32)).toEqual(GIP);
+    expect(q.subarray(32, 38)).toEqual(Buffer.alloc(6));
+    expect(q.subarray(38, 42)).toEqual(CIP);
+    // the same request our own responder answers, so it is well formed
+    expect(arpReply(guestArpRequest(CLIENT, CIP, GIP), GUEST, GIP)!.subarray(0, 6)).toEqual(CLIENT);
   });
 
   it('ignores ARP for another address and non-ARP frames', () => {
