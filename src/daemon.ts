@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { EbpfBackend, type ObserveBackend } from './backend.js';
-import { BR_STATES, type MacEntry } from './bpf/abi.js';
+import { BR_STATES, macFromString, type MacEntry } from './bpf/abi.js';
 import { BridgewatchError } from './errors.js';
 import { Tracker } from './tracker/timeline.js';
 import { systemClock, type Clock, type PortState as TrackerState } from './tracker/types.js';
@@ -13,6 +13,7 @@ import { PortWatcher } from './ports/watcher.js';
 import type { PortEvent } from './ports/types.js';
 import { defaultRules, validateRules } from './ports/match.js';
 import { Healer } from './announce/healer.js';
+import { lockNetns } from './sys/netns-lock.js';
 import { PacketSocket } from './sys/packet.js';
 import { VERSION } from './paths.js';
 import type { Config } from './config.js';
@@ -52,6 +53,7 @@ export class Daemon {
   private subscribed = false;
   private lastEntries = 0;
   private lastSync = 0;
+  private unlock: (() => void) | undefined;
 
   constructor(o: DaemonOptions) {
     this.cfg = o.config;
@@ -106,6 +108,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.unlock = lockNetns(); // before attaching anything: see netns-lock.ts
     this.bpf = await this.openBackend();
     this.bpf?.startEvents(
       (ev) => this.tracker.frame(ev),
@@ -183,6 +186,8 @@ export class Daemon {
     this.bpf = undefined;
     this.packet?.close();
     this.packet = undefined;
+    this.unlock?.(); // last: a successor attaches only once our filters are gone
+    this.unlock = undefined;
   }
 
   httpDeps(): Omit<HttpDeps, 'logger'> {
@@ -219,13 +224,24 @@ export class Daemon {
     }
   }
 
+  /**
+   * The kernel's entries for the MACs the tracker knows on this port: one lookup each, where a
+   * scan of the whole map (10,000 entries at 1,000 ports) per forwarding port would hold up the
+   * attaches queued behind it. A MAC whose first-frame event was dropped is not looked up; the
+   * next full sync (a scrape, an API read, or at most 10 s) judges it from its entry.
+   */
   private entriesOf(ifindex: number): MacEntry[] {
+    const out: MacEntry[] = [];
+    if (!this.bpf) return out;
     try {
-      return this.bpf ? this.bpf.macs().filter((e) => e.ifindex === ifindex) : [];
+      for (const mac of this.tracker.portInfo(ifindex)?.macs ?? []) {
+        const s = this.bpf.mac(ifindex, macFromString(mac));
+        if (s) out.push({ ...s, ifindex, mac });
+      }
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
-      return [];
     }
+    return out;
   }
 
   private onPort(ev: PortEvent): void {
@@ -348,7 +364,8 @@ export class Daemon {
     if (!this.bpf) return;
     try {
       const a = this.bpf.attach(ifindex, name);
-      this.log.info({ port: name, ifindex, mode: a.mode }, 'attached');
+      // debug: at info, a burst of 1,000 new taps would queue 1,000 log writes behind the attaches
+      this.log.debug({ port: name, ifindex, mode: a.mode }, 'attached');
     } catch (e) {
       this.metrics.attachError(attachReason(e));
       this.log.warn({ port: name, err: (e as Error).message }, 'attach failed');
