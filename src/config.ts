@@ -63,7 +63,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'observeUplinks', flag: 'observe-uplinks', kind: 'bool', default: false, help: 'also run the TC program on uplinks (costs a program run per frame on the physical NIC; guests are always observed)' },
   { key: 'silentAfterMs', flag: 'silent-after', kind: 'duration', default: '10s', help: 'a guest forwarding this long with frames but no announcement is silent', min: 100, max: 86_400_000 },
   { key: 'logLevel', flag: 'log-level', kind: 'enum', default: 'info', allowed: LOG_LEVELS, help: 'JSON log level' },
-  { key: 'attach', flag: 'attach', kind: 'enum', default: 'auto', allowed: ['auto', 'tcx', 'tc'], help: 'TC attach: tcx links (kernel 6.6+), clsact filters, or auto' },
+  { key: 'attach', flag: 'attach', kind: 'enum', default: 'auto', allowed: ['auto', 'tcx', 'tc'], help: 'TC attach: clsact filters (tc), tcx links (kernel 6.6+; each holds rtnl for an RCU grace period), or auto (clsact, else tcx)' },
   { key: 'capture', flag: 'capture', kind: 'enum', default: 'auto', allowed: ['auto', 'ebpf', 'pcap'], help: 'observe frames with eBPF (exact), libpcap (fallback: forwarding state from netlink), or eBPF falling back to libpcap' },
   { key: 'bpfPortState', flag: 'bpf-port-state', kind: 'enum', default: 'auto', allowed: ['auto', 'kernel', 'netlink'], help: 'how the program knows a port forwards: read in the kernel (Linux 6.3+), from a map kept from rtnetlink, or kernel falling back to netlink' },
   { key: 'announce', flag: 'announce', kind: 'enum', default: 'on', allowed: ['on', 'dry-run', 'off'], help: 'send RARP on the guest\'s behalf when its port joined late' },

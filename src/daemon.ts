@@ -14,6 +14,7 @@ import { PortWatcher } from './ports/watcher.js';
 import type { PortEvent } from './ports/types.js';
 import { defaultRules, validateRules } from './ports/match.js';
 import { Healer } from './announce/healer.js';
+import { lockNetns } from './sys/netns-lock.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
 import { ERRNO } from './sys/errno.js';
@@ -63,6 +64,7 @@ export class Daemon {
   private lastSync = 0;
   /** kernel event drops at the last full map read (-1: never read) */
   private droppedAtScan = -1;
+  private unlock: (() => void) | undefined;
 
   constructor(o: DaemonOptions) {
     this.cfg = o.config;
@@ -119,6 +121,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    this.unlock = lockNetns(); // before attaching anything: see netns-lock.ts
     this.bpf = await this.openBackend();
     this.bpf?.startEvents(
       (ev) => this.tracker.frame(ev),
@@ -225,6 +228,8 @@ export class Daemon {
     this.packet = undefined;
     this.rtnl?.close();
     this.rtnl = undefined;
+    this.unlock?.(); // last: a successor attaches only once our filters are gone
+    this.unlock = undefined;
   }
 
   httpDeps(): Omit<HttpDeps, 'logger'> {
@@ -433,7 +438,8 @@ export class Daemon {
     if (!this.bpf) return;
     try {
       const a = this.bpf.attach(ifindex, name);
-      this.log.info({ port: name, ifindex, mode: a.mode }, 'attached');
+      // debug: at info, a burst of 1,000 new taps would queue 1,000 log writes behind the attaches
+      this.log.debug({ port: name, ifindex, mode: a.mode }, 'attached');
     } catch (e) {
       this.metrics.attachError(attachReason(e));
       this.log.warn({ port: name, err: (e as Error).message }, 'attach failed');

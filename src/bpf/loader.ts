@@ -1,7 +1,6 @@
 // Opens and loads bridgewatch.bpf.o, checks the contract, and owns every attachment it makes.
 // Lifecycle: BpfCollection.load() -> attach()/detach() -> close(); close() releases everything.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import koffi from 'koffi';
 import { BridgewatchError, errnoError } from '../errors.js';
 import { BPF_OBJECT, BPF_OBJECT_STATEMAP } from '../paths.js';
@@ -22,6 +21,7 @@ import {
 } from './libbpf.js';
 import { btfDatasec, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
+import { OwnedHooks } from './owned-hooks.js';
 export type { MacEntry } from './abi.js';
 import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, type MacEntry, type MacStats, type StatName } from './abi.js';
 
@@ -31,6 +31,19 @@ export const TC_HANDLE = 0xb3d0;
 export const TC_PRIORITY = 0xb3d0 & 0xffff;
 
 export type AttachMode = 'auto' | 'tcx' | 'tc';
+
+/*
+ * Why `auto` means clsact, not tcx, even where tcx exists (Linux 6.6+): every tcx link attach
+ * and release swaps the device's bpf_mprog_entry and then waits a full RCU grace period while
+ * holding rtnl (kernel/bpf/tcx.c: tcx_link_attach() takes rtnl_lock() and calls
+ * tcx_link_prog_attach() -> tcx_entry_update() + tcx_entry_sync(); tcx_link_release() does the
+ * same; include/net/tcx.h: tcx_entry_sync() is synchronize_rcu()). That is ~11 ms of rtnl per
+ * port here, during which every other rtnetlink user (libvirt, nova, ip) waits: 200 taps took
+ * 10x longer to create. A clsact filter waits at most an expedited grace period
+ * (net/sched/sch_generic.c: mini_qdisc_pair_swap() calls synchronize_rcu_expedited() when the
+ * qdisc is younger than a grace period), ~0.2 ms, and the qdisc itself none. `--attach tcx`
+ * stays available. bench/attach.ts measures both.
+ */
 
 export interface Tunables {
   /** rate-limit window for ring-buffer events */
@@ -78,7 +91,6 @@ interface Live extends Attachment {
 }
 
 export class BpfCollection {
-  readonly mode: 'tcx' | 'tc';
   readonly maps: { macs: number; events: number; stats: number; portCount: number };
   readonly maxMacs: number;
   /** where the program learns "forwarding at this instant": skb->dev, or a map from rtnetlink */
@@ -88,14 +100,20 @@ export class BpfCollection {
   private obj: unknown;
   private readonly progFd: number;
   private readonly live = new Map<number, Live>();
-  private readonly stateFile: string;
-  private readonly ownedHooks: Set<number>;
+  private readonly ownedHooks: OwnedHooks;
   private readonly tables: KernelTables;
+  private attachMode: 'tcx' | 'tc';
 
-  private constructor(obj: unknown, mode: 'tcx' | 'tc', stateDir: string, portState: 'kernel' | 'netlink') {
+  private constructor(
+    obj: unknown,
+    mode: 'tcx' | 'tc',
+    stateDir: string,
+    portState: 'kernel' | 'netlink',
+    private readonly auto: boolean,
+  ) {
     const l = libbpf();
     this.obj = obj;
-    this.mode = mode;
+    this.attachMode = mode;
     this.portState = portState;
     this.progFd = check(`find program ${PROG_NAME}`, l.prog_fd(l.find_prog(obj, PROG_NAME)) as number);
     const mapFd = (name: string) => {
@@ -106,8 +124,12 @@ export class BpfCollection {
     this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.tables = new KernelTables(this.maps, l.num_possible_cpus() as number);
-    this.stateFile = join(stateDir, 'clsact-owned.json');
-    this.ownedHooks = new Set(readOwned(this.stateFile));
+    this.ownedHooks = new OwnedHooks(stateDir);
+  }
+
+  /** How new attachments are made; under `auto`, clsact until the kernel turns out to lack it. */
+  get mode(): 'tcx' | 'tc' {
+    return this.attachMode;
   }
 
   /** Open, tune, load and verify the object. Throws ENOTSUP when BPF is unavailable. */
@@ -159,8 +181,8 @@ export class BpfCollection {
         const code = -rc === 1 || -rc === 95 || -rc === 22 ? 'ENOTSUP' : 'EKERNEL';
         throw new BridgewatchError(code, `load bpf object ${path}: ${strerror(-rc)}`, -rc);
       }
-      const mode = opts.mode === 'tc' ? 'tc' : opts.mode === 'tcx' ? 'tcx' : probeTcx();
-      return new BpfCollection(obj, mode, opts.stateDir ?? '/run/bridgewatch', portState);
+      const mode = opts.mode === 'tcx' ? 'tcx' : 'tc'; // auto: see the comment at AttachMode
+      return new BpfCollection(obj, mode, opts.stateDir ?? '/run/bridgewatch', portState, (opts.mode ?? 'auto') === 'auto');
     } catch (e) {
       l.object_close(obj);
       throw e;
@@ -183,31 +205,47 @@ export class BpfCollection {
   attach(ifindex: number, ifname = `ifindex ${ifindex}`): Attachment {
     this.assertOpen();
     if (this.live.has(ifindex)) this.detach(ifindex);
-    const what = `attach ${this.mode} ingress on ${ifname}`;
-    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new BridgewatchError('ENODEV', `${what}: invalid ifindex ${ifindex}`);
-    const l = libbpf();
+    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new BridgewatchError('ENODEV', `attach ${this.mode} ingress on ${ifname}: invalid ifindex ${ifindex}`);
     let live: Live;
-    if (this.mode === 'tcx') {
-      this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
-      const fd = l.link_create(this.progFd, ifindex, BPF_TCX_INGRESS, null) as number;
-      if (fd < 0) throw sys(what, -fd);
-      live = { ifindex, ifname, mode: 'tcx', fd };
-    } else {
-      const hook = tcHook(ifindex);
-      const rc = l.tc_hook_create(hook) as number;
-      if (rc < 0 && rc !== -17 /* EEXIST: someone's clsact, or ours from a crashed run */) throw sys(what, -rc);
-      const createdHook = rc === 0 || this.ownedHooks.has(ifindex);
-      if (createdHook) this.own(ifindex, true);
-      const opts = tcOpts({ progFd: this.progFd, flags: BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
-      const arc = l.tc_attach(hook, opts) as number;
-      if (arc < 0) {
-        if (rc === 0) destroyClsact(ifindex);
-        throw sys(what, -arc);
-      }
-      live = { ifindex, ifname, mode: 'tc', createdHook };
+    try {
+      live = this.mode === 'tcx' ? this.attachTcx(ifindex, ifname) : this.attachTc(ifindex, ifname);
+    } catch (e) {
+      // auto on a kernel built without clsact or cls_bpf: tcx, if it has that
+      const missing = (e as BridgewatchError).errno === 2 || (e as BridgewatchError).errno === 95;
+      if (!this.auto || this.mode !== 'tc' || !missing || !tcxSupported()) throw e;
+      this.attachMode = 'tcx';
+      live = this.attachTcx(ifindex, ifname);
     }
     this.live.set(ifindex, live);
     return { ifindex, ifname, mode: live.mode };
+  }
+
+  private attachTcx(ifindex: number, ifname: string): Live {
+    this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
+    const fd = libbpf().link_create(this.progFd, ifindex, BPF_TCX_INGRESS, null) as number;
+    if (fd < 0) throw sys(`attach tcx ingress on ${ifname}`, -fd);
+    return { ifindex, ifname, mode: 'tcx', fd };
+  }
+
+  private attachTc(ifindex: number, ifname: string): Live {
+    const l = libbpf();
+    const what = `attach tc ingress on ${ifname}`;
+    const hook = tcHook(ifindex);
+    // EEXIST (someone's clsact, or ours from a crashed run) is an answer, not worth libbpf's complaint
+    const rc = quietly(() => l.tc_hook_create(hook) as number);
+    if (rc < 0 && rc !== -17) throw sys(what, -rc);
+    // recorded before anything else can fail, or the process die
+    if (rc === 0) this.ownedHooks.mark(ifindex, true);
+    const opts = tcOpts({ progFd: this.progFd, flags: BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
+    const arc = l.tc_attach(hook, opts) as number;
+    if (arc < 0) {
+      if (rc === 0) {
+        destroyClsact(ifindex);
+        this.ownedHooks.mark(ifindex, false);
+      }
+      throw sys(what, -arc);
+    }
+    return { ifindex, ifname, mode: 'tc', createdHook: this.ownedHooks.has(ifindex) };
   }
 
   /** Detach ours from ifindex; a device already gone is not an error. */
@@ -219,13 +257,11 @@ export class BpfCollection {
       c.close(live.fd); // the kernel removes a tcx link when its last fd closes
       return;
     }
-    const l = libbpf();
-    const hook = tcHook(ifindex);
-    const rc = l.tc_detach(hook, tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number;
-    if (live.createdHook) {
-      destroyClsact(ifindex);
-      this.own(ifindex, false);
-    }
+    // our own qdisc goes, and our filter with it: one rtnl round trip instead of two
+    const rc = live.createdHook
+      ? destroyClsact(ifindex)
+      : (libbpf().tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number);
+    if (live.createdHook) this.ownedHooks.mark(ifindex, false);
     if (rc < 0 && rc !== -2 && rc !== -19 && rc !== -22) throw sys(`detach tc ingress on ${live.ifname}`, -rc);
   }
 
@@ -235,7 +271,7 @@ export class BpfCollection {
     if (!live) return;
     this.live.delete(ifindex);
     if (live.fd !== undefined) c.close(live.fd);
-    if (live.createdHook) this.own(ifindex, false);
+    if (live.createdHook) this.ownedHooks.mark(ifindex, false);
   }
 
   /** Programs on ifindex's ingress: tcx programs and our clsact filter. */
@@ -314,6 +350,7 @@ export class BpfCollection {
         this.forget(ifindex); // device vanished under us: nothing left to release
       }
     }
+    this.ownedHooks.close();
     libbpf().object_close(this.obj);
     this.obj = undefined;
   }
@@ -328,29 +365,8 @@ export class BpfCollection {
     quietly(() => l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })));
     if (this.ownedHooks.has(ifindex)) {
       destroyClsact(ifindex);
-      this.own(ifindex, false);
+      this.ownedHooks.mark(ifindex, false);
     }
-  }
-
-  private own(ifindex: number, owned: boolean): void {
-    if (owned === this.ownedHooks.has(ifindex)) return;
-    if (owned) this.ownedHooks.add(ifindex);
-    else this.ownedHooks.delete(ifindex);
-    try {
-      mkdirSync(dirname(this.stateFile), { recursive: true });
-      writeFileSync(this.stateFile, JSON.stringify([...this.ownedHooks]));
-    } catch {
-      /* best effort: losing this only means a clsact qdisc may outlive us */
-    }
-  }
-}
-
-function readOwned(file: string): number[] {
-  try {
-    const v = JSON.parse(readFileSync(file, 'utf8'));
-    return Array.isArray(v) ? v.filter((x) => Number.isInteger(x)) : [];
-  } catch {
-    return [];
   }
 }
 
@@ -381,10 +397,9 @@ function checkMapSizes(obj: unknown): void {
     throw new BridgewatchError('ELAYOUT', `check map bw_port_macs: key ${k} value ${v} bytes, contract says ${KEY.size} and ${MAC_STATS.size}`);
 }
 
-/** tcx (kernel 6.6+) when the kernel knows BPF_TCX_INGRESS, else clsact. */
-function probeTcx(): 'tcx' | 'tc' {
+/** Whether the kernel knows tcx links (BPF_TCX_INGRESS, Linux 6.6+). */
+export function tcxSupported(): boolean {
   const q = progQueryOpts();
   // loopback always exists; EINVAL means the attach type is unknown to this kernel
-  const rc = libbpf().prog_query_opts(1, BPF_TCX_INGRESS, q) as number;
-  return rc === -22 ? 'tc' : 'tcx';
+  return (libbpf().prog_query_opts(1, BPF_TCX_INGRESS, q) as number) !== -22;
 }

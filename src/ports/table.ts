@@ -186,6 +186,7 @@ export class LinkTable {
     rec.inBridge = m?.br ? { index: m.ifindex, name: m.name } : null;
     rec.watched = this.match.port({ name: rec.name, kind: rec.kind, bridge: rec.inBridge?.name ?? null, l2: rec.mac !== null });
     rec.guest = this.match.guest({ name: rec.name, kind: rec.kind });
+    if (!rec.watched && !before.watched) return []; // most links on a host: nothing to build
     const out: PortEvent[] = [];
     const base = this.base(rec, ctx);
     if (rec.watched && !before.watched) {

@@ -19,7 +19,7 @@ import { ipv4Frame, mac, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing as kernelMissing } from '../helpers/kernel.js';
 import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
-import { filters } from '../helpers/tc.js';
+import { bpfFilters, filters } from '../helpers/tc.js';
 
 // curl reads the API inside the namespace; tcpdump is the witness of what leaves the uplinks
 const missingTools = ['curl', 'tcpdump'].filter((b) => !findExecutable(b));
@@ -143,10 +143,11 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
   it('a tap that joins after the guest wrote its RARP burst: late, counted, and healed with QEMU\'s RARP on the uplink', async () => {
     const M = '52:54:00:e2:e0:01';
     const g = guestOn(ns, 'tap0', M);
-    // watched (and our program attached) as soon as it exists, before it is in any bridge
+    // watched (and our program attached, a clsact filter by default) as soon as it exists,
+    // before it is in any bridge
     const seen = await waitPort(d, 'tap0', (p) => p.bridge === '', 'watched before joining');
     expect(seen).toMatchObject({ guest: true, kind: 'tun', state: 'none' });
-    expect(programsOn(ns, 'tap0')).toEqual({ tcx: 1, tc: 0, clsact: false });
+    expect(programsOn(ns, 'tap0')).toEqual({ tcx: 0, tc: 1, clsact: true });
 
     await qemuBurst(g, M); // ... into a tap that is in no bridge: all 5 die
     await waitPort(d, 'tap0', (p) => p.macs[0]?.framesBeforeForwarding === 5, '5 frames seen before forwarding');
@@ -335,7 +336,7 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
       refused: seriesOf(s, 'bridgewatch_tracker_refused_total').reduce((n, x) => n + x.value, 0),
     });
     const want = gauges(base.s);
-    const kernelPrograms = () => devices(ns).reduce((n, dev) => n + programsOn(ns, dev).tcx, 0);
+    const kernelPrograms = () => devices(ns).reduce((n, dev) => n + programsOn(ns, dev).tcx + programsOn(ns, dev).tc, 0);
     const baseKernel = kernelPrograms();
     expect(baseKernel).toBe(want.programs);
 
@@ -392,12 +393,18 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
   const each = (ns: TestNetns) => Object.fromEntries(PORTS.map((p) => [p, programsOn(ns, p)]));
   const all = (x: object) => Object.fromEntries(PORTS.map((p) => [p, x]));
   const TCX = { tcx: 1, tc: 0, clsact: false };
+  const CLSACT = { tcx: 0, tc: 1, clsact: true }; // the default (--attach auto)
   const NONE = { tcx: 0, tc: 0, clsact: false };
+  const proveLive = async (ns: TestNetns, d: DaemonProcess, tap: string) => {
+    const g = [...guests].find((x) => x.ns === ns && x.tapName === tap)!;
+    g.send(ipv4Frame(g.mac));
+    await until(`${tap} frame counted`, () => d.get(`/api/v1/ports/${tap}`), (r) => r.json?.macs?.length === 1);
+  };
 
   it('SIGTERM: exit 0 within 5 s, no program left on any port', async () => {
     const ns = rig('term');
     const d = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
-    expect(each(ns)).toEqual(all(TCX));
+    expect(each(ns)).toEqual(all(CLSACT));
     expect(v(await d.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     const exit = await d.stop('SIGTERM');
     expect(exit).toMatchObject({ code: 0, signal: null });
@@ -415,64 +422,83 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
     expect(each(ns)).toEqual(all(NONE));
   }, 30_000);
 
-  it('SIGKILL then restart (tcx): the links die with the process; the restart has exactly one per port', async () => {
+  it('--attach tcx, SIGKILL then restart: the links die with the process; the restart has exactly one per port', async () => {
     const ns = rig('kill');
     const state = tempStateDir();
-    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tcx']);
     expect(each(ns)).toEqual(all(TCX));
     expect(await d1.stop('SIGKILL')).toMatchObject({ code: null, signal: 'SIGKILL' });
     expect(each(ns)).toEqual(all(NONE));
-    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tcx']);
     expect(each(ns)).toEqual(all(TCX));
     expect(v(await d2.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     expect((await d2.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual(all(NONE));
   }, 40_000);
 
-  it('--attach tc: after SIGKILL the restart replaces its clsact filter (not stacked); SIGTERM removes it and the clsact qdisc it created, never someone else\'s', async () => {
+  it.each([
+    ['the default mode', []],
+    ['--attach tc', ['--attach', 'tc']],
+  ])("%s: after SIGKILL the restart replaces its clsact filter (not stacked); SIGTERM removes it and the clsact qdisc it created, never someone else's", async (_name, mode) => {
     const ns = rig('tc');
     // someone else's clsact with their own filter on tap1
     ns.tool('tc', 'qdisc', 'add', 'dev', 'tap1', 'clsact');
     ns.tool('tc', 'filter', 'add', 'dev', 'tap1', 'ingress', 'pref', '1', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0');
     const foreign = () => filters(ns, 'tap1').filter((f) => f === 'u32@1').length;
-    const TC = { tcx: 0, tc: 1, clsact: true };
     const state = tempStateDir();
 
-    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
-    expect(each(ns)).toEqual(all(TC));
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, ...mode]);
+    expect(each(ns)).toEqual(all(CLSACT));
     expect(await d1.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
-    expect(each(ns)).toEqual(all(TC)); // a clsact filter outlives its process
+    expect(each(ns)).toEqual(all(CLSACT)); // a clsact filter outlives its process
 
-    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
-    expect(each(ns)).toEqual(all(TC)); // replaced, one per port
-    // ... and it is d2's: a frame is counted by the running daemon
-    const g = [...guests].find((x) => x.ns === ns && x.tapName === 'tap2')!;
-    g.send(ipv4Frame(g.mac));
-    await until('tap2 frame counted', () => d2.get('/api/v1/ports/tap2'), (r) => r.json?.macs?.length === 1);
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, ...mode]);
+    expect(each(ns)).toEqual(all(CLSACT)); // replaced, one per port
+    await proveLive(ns, d2, 'tap2'); // ... and it is d2's: a frame is counted by the running daemon
     expect((await d2.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual({ ...all(NONE), tap1: { tcx: 0, tc: 0, clsact: true } });
     expect(foreign()).toBe(1);
   }, 40_000);
 
-  it('a second daemon whose --listen is taken exits 1 and takes back what it attached, leaving the first one\'s programs alone', async () => {
+  it('a second daemon whose --listen is taken exits 1 and leaves the first one\'s programs alone', async () => {
     const ns = rig('busy');
     const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
     const r = await cli(ns, ['run', '--listen', '127.0.0.1:9725', '--state-dir', tempStateDir()], {}, 15_000);
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/EADDRINUSE/);
-    expect(each(ns)).toEqual(all(TCX)); // d1's, and only d1's
+    expect(each(ns)).toEqual(all(CLSACT)); // d1's, and only d1's
     expect((await d1.get('/readyz')).status).toBe(200);
+    await proveLive(ns, d1, 'tap2');
     expect((await d1.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual(all(NONE));
   }, 40_000);
 
-  it('SIGKILL in tc mode, restart in the default mode: the stale clsact filter is removed, one tcx program per port', async () => {
+  it('a second daemon in the same namespace, on its own address and state dir, exits 1 before attaching anything', async () => {
+    // one filter handle per port: a second daemon would replace the first one's filters, and
+    // remove them on its way out
+    const ns = rig('twice');
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
+    const before = bpfFilters(ns, 'tap0')[0].progId;
+    const r = await cli(ns, ['run', '--observe-uplinks', '--listen', '127.0.0.1:9726', '--state-dir', tempStateDir()], {}, 15_000);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain('another bridgewatch runs in this network namespace');
+    expect(each(ns)).toEqual(all(CLSACT));
+    expect(bpfFilters(ns, 'tap0')[0].progId).toBe(before); // never replaced
+    await proveLive(ns, d1, 'tap2');
+    expect((await d1.stop('SIGTERM')).code).toBe(0);
+    // the lock went with d1: a new daemon starts
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
+    expect(each(ns)).toEqual(all(CLSACT));
+    expect((await d2.stop('SIGTERM')).code).toBe(0);
+  }, 40_000);
+
+  it('SIGKILL in the default mode, restart with --attach tcx: the stale filters and the clsact qdiscs the dead run made are removed, one tcx program per port', async () => {
     const ns = rig('mix');
     const state = tempStateDir();
-    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tc']);
+    const d1 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
     await d1.stop('SIGKILL');
-    expect(each(ns)).toEqual(all({ tcx: 0, tc: 1, clsact: true }));
-    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state]);
+    expect(each(ns)).toEqual(all(CLSACT));
+    const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tcx']);
     expect(each(ns)).toEqual(all(TCX));
     expect((await d2.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual(all(NONE));

@@ -40,7 +40,7 @@ setInterval(() => {}, 60_000);
 `;
 
 /** Attach in `mode` from a child in ns, then SIGKILL it: no close(), no detach, no cleanup. */
-export async function attachAndKill(ns: TestNetns, dev: string, mode: 'tc' | 'tcx', stateDir: string): Promise<void> {
+export async function attachAndKill(ns: TestNetns, dev: string, mode: 'tc' | 'tcx' | 'auto', stateDir: string): Promise<void> {
   const pkg = buildPackage(tempStateDir(), 'bpf/loader');
   const script = join(pkg, 'attach-child.mjs');
   writeFileSync(script, CHILD);

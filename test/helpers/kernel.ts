@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'vitest';
 import type { BpfEvent } from '../../src/bpf/abi.js';
 import { EventReader } from '../../src/bpf/events.js';
-import { BpfCollection, type LoadOptions } from '../../src/bpf/loader.js';
+import { BpfCollection, tcxSupported, type LoadOptions } from '../../src/bpf/loader.js';
 import { BridgewatchError } from '../../src/errors.js';
 import { BPF_OBJECT } from '../../src/paths.js';
 import { netnsExists } from '../../src/sys/netns.js';
@@ -25,9 +25,8 @@ function probe(): Partial<Record<Feature, string>> {
   if (!existsSync(BPF_OBJECT)) throw new Error(`${BPF_OBJECT} missing: run bash scripts/setup.sh`);
   const out: Partial<Record<Feature, string>> = {};
   try {
-    const bpf = BpfCollection.load({ stateDir: tempStateDir() });
-    if (bpf.mode !== 'tcx') out.tcx = 'tcx (BPF_TCX_INGRESS links, Linux 6.6+)';
-    bpf.close();
+    BpfCollection.load({ stateDir: tempStateDir() }).close();
+    if (!tcxSupported()) out.tcx = 'tcx (BPF_TCX_INGRESS links, Linux 6.6+)';
   } catch (e) {
     if (!(e instanceof BridgewatchError) || e.code !== 'ENOTSUP') throw e;
     out.bpf = out.tcx = `BPF TC classifier with BTF/CO-RE and kfunc bpf_cast_to_kern_ctx (${e.message})`;

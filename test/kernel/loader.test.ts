@@ -1,5 +1,6 @@
 // The loader's attach lifecycle on real devices: one program per device whatever happens
-// (re-attach, crash, restart in another mode), and clean removal of what we created.
+// (re-attach, crash, restart in another mode), and clean removal of what we created. The
+// default (auto) is a clsact filter: tcx links hold rtnl for an RCU grace period per attach.
 import { execFileSync } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { bpfFilters, filters, hasClsact } from '../helpers/tc.js';
 
 const GUEST = mac('52:54:00:00:00:02');
 const OURS = { pref: TC_PRIORITY, handle: `0x${TC_HANDLE.toString(16)}`, progName: 'tc_ingress' };
-const needs: Record<'tc' | 'tcx', Feature[]> = { tc: ['bpf', 'tun'], tcx: ['bpf', 'tun', 'tcx'] };
+const needs: Record<'tc' | 'tcx' | 'auto', Feature[]> = { tc: ['bpf', 'tun'], tcx: ['bpf', 'tun', 'tcx'], auto: ['bpf', 'tun'] };
 
 let guest: Guest | undefined;
 afterEach(() => {
@@ -51,32 +52,45 @@ async function proveLive(bpf: BpfCollection, g: Guest): Promise<void> {
   await waitFor('a frame counted by the attached program', () => bpf.mac(g.ifindex, GUEST)?.frames === before + 1);
 }
 
+/** The clsact qdiscs the state dir's journal says we created ("+ifindex", "-ifindex" lines). */
 const owned = (stateDir: string): number[] => {
+  let text = '';
   try {
-    return JSON.parse(readFileSync(join(stateDir, 'clsact-owned.json'), 'utf8'));
+    text = readFileSync(join(stateDir, 'clsact-owned'), 'utf8');
   } catch {
     return [];
   }
+  const set = new Set<number>();
+  for (const [, sign, i] of text.matchAll(/^([+-])(\d+)$/gm)) sign === '+' ? set.add(Number(i)) : set.delete(Number(i));
+  return [...set];
 };
 
-describe.each(['tcx', 'tc'] as const)('attach and detach in %s mode', (mode) => {
+// auto is clsact wherever the kernel has it, as here: see the comment at AttachMode
+describe.each([
+  ['tcx', 'tcx'],
+  ['tc', 'tc'],
+  ['auto', 'tc'],
+] as const)('attach and detach in %s mode', (mode, made) => {
   it('attaching twice keeps exactly one program; detach leaves none and no clsact of ours', async (ctx) => {
     requires(ctx, ...needs[mode]);
     const { ns, g } = device();
-    const bpf = loadBpf(ns, { mode });
-    expect(bpf.mode).toBe(mode);
+    const stateDir = tempStateDir();
+    const bpf = loadBpf(ns, { mode, stateDir });
+    expect(bpf.mode).toBe(made);
     ns.run(() => bpf.attach(g.ifindex, 'tap0'));
     ns.run(() => bpf.attach(g.ifindex, 'tap0'));
     const n = ours(ns, bpf, g.ifindex);
-    expect([n.tcx, n.tc]).toEqual(mode === 'tcx' ? [1, 0] : [0, 1]);
-    if (mode === 'tc') expect(n.filters[0]).toMatchObject(OURS);
-    expect(hasClsact(ns, 'tap0')).toBe(mode === 'tc');
-    expect(bpf.attachments()).toEqual([{ ifindex: g.ifindex, ifname: 'tap0', mode }]);
+    expect([n.tcx, n.tc]).toEqual(made === 'tcx' ? [1, 0] : [0, 1]);
+    if (made === 'tc') expect(n.filters[0]).toMatchObject(OURS);
+    expect(hasClsact(ns, 'tap0')).toBe(made === 'tc');
+    expect(owned(stateDir)).toEqual(made === 'tc' ? [g.ifindex] : []); // recorded as it is made
+    expect(bpf.attachments()).toEqual([{ ifindex: g.ifindex, ifname: 'tap0', mode: made }]);
     await proveLive(bpf, g);
 
     ns.run(() => bpf.detach(g.ifindex));
     expect(ours(ns, bpf, g.ifindex)).toMatchObject({ tcx: 0, tc: 0 });
     expect(hasClsact(ns, 'tap0')).toBe(false);
+    expect(owned(stateDir)).toEqual([]);
     expect(bpf.attachments()).toEqual([]);
   });
 
@@ -86,22 +100,24 @@ describe.each(['tcx', 'tc'] as const)('attach and detach in %s mode', (mode) => 
     const bpf = loadBpf(ns, { mode });
     const attach = (i: number, name: string) => () => ns.run(() => bpf.attach(i, name));
     expect(attach(4242, 'ghost0')).toThrow(
-      expect.objectContaining({ code: 'ENODEV', message: `attach ${mode} ingress on ghost0: No such device` }),
+      expect.objectContaining({ code: 'ENODEV', message: `attach ${made} ingress on ghost0: No such device` }),
     );
-    expect(attach(0, 'zero0')).toThrow(`attach ${mode} ingress on zero0: invalid ifindex 0`);
+    expect(attach(0, 'zero0')).toThrow(`attach ${made} ingress on zero0: invalid ifindex 0`);
     expect(bpf.attachments()).toEqual([]);
   });
 });
 
-describe("tc mode and someone else's clsact", () => {
+describe.each(['tc', 'auto'] as const)("%s mode and someone else's clsact", (mode) => {
   it('keeps a clsact qdisc (and its filter) that existed before us', async (ctx) => {
-    requires(ctx, ...needs.tc);
+    requires(ctx, ...needs[mode]);
     const { ns, g } = device();
     ns.tool('tc', 'qdisc', 'add', 'dev', 'tap0', 'clsact');
     ns.tool('tc', 'filter', 'add', 'dev', 'tap0', 'ingress', 'pref', '1', 'u32', 'match', 'u32', '0', '0');
-    const bpf = loadBpf(ns, { mode: 'tc' });
+    const stateDir = tempStateDir();
+    const bpf = loadBpf(ns, { mode, stateDir });
     ns.run(() => bpf.attach(g.ifindex, 'tap0'));
     expect(filters(ns, 'tap0')).toEqual([`bpf@${TC_PRIORITY}`, 'u32@1']);
+    expect(owned(stateDir)).toEqual([]); // not ours
     await proveLive(bpf, g);
     ns.run(() => bpf.detach(g.ifindex));
     expect(hasClsact(ns, 'tap0')).toBe(true);
@@ -203,6 +219,26 @@ describe('after a crash (SIGKILL, no cleanup)', () => {
     await proveLive(bpf, g);
 
     ns.run(() => bpf.close()); // and the clsact the dead run created goes with our detach
+    expect(hasClsact(ns, 'tap0')).toBe(false);
+    expect(owned(stateDir)).toEqual([]);
+  });
+
+  it('a default-mode run killed, then a default-mode attach: one filter, ours; close removes the clsact the dead run made', async (ctx) => {
+    requires(ctx, ...needs.auto);
+    const { ns, g } = device();
+    const stateDir = tempStateDir();
+    await attachAndKill(ns, 'tap0', 'auto', stateDir);
+    const [dead] = bpfFilters(ns, 'tap0');
+    expect(dead).toMatchObject(OURS); // a clsact filter outlives its process
+    expect(owned(stateDir)).toEqual([g.ifindex]);
+
+    const bpf = loadBpf(ns, { stateDir });
+    ns.run(() => bpf.attach(g.ifindex, 'tap0'));
+    const n = ours(ns, bpf, g.ifindex);
+    expect(n).toMatchObject({ tcx: 0, tc: 1 });
+    expect(n.filters[0].progId).not.toBe(dead.progId);
+    await proveLive(bpf, g);
+    ns.run(() => bpf.close());
     expect(hasClsact(ns, 'tap0')).toBe(false);
     expect(owned(stateDir)).toEqual([]);
   });
