@@ -3,6 +3,7 @@
 // lab left up by `--keep` (or by a crash).
 import { existsSync, rmSync } from 'node:fs';
 import { BridgewatchError } from '../errors.js';
+import { LAB_OPTIONS } from '../lab-options.js';
 import { DAEMON_PID, killDaemonNow, LAB_DIR, LISTEN, stopKeptDaemon } from './daemon.js';
 import { Progress } from './progress.js';
 import { findGuestImage, LAB_NICS, type GuestImage } from './guest-image.js';
@@ -16,7 +17,7 @@ import { ALL_NS, assertNoLab, destroyTopology, existingNamespaces, GUEST_IP, GUE
 
 type Flags = Record<string, string | boolean>;
 
-const KNOWN = ['late-ms', 'interval-ms', 'cap-s', 'keep', 'qemu', 'guest', 'nic', 'down', 'json', 'no-color'];
+const KNOWN = Object.keys(LAB_OPTIONS);
 const GUESTS = ['sim', 'linux'] as const;
 
 function intFlag(flags: Flags, name: string, def: number, min: number, max: number): number {
