@@ -2,7 +2,7 @@
 // (taps created by another process, as libvirt/nova do), per-device attach cost tcx vs clsact,
 // and the 1,000-port figures (all attached, stop, RSS, /metrics). The real daemon runs in a
 // netns of our own; `node dist/bench/attach.js [--quick]` prints the figures standalone.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +121,7 @@ export function attachCost(ns: Netns, taps: TapBurst, n: number, rounds: number)
         }
       }
     });
+    rmSync(state, { recursive: true, force: true });
     await taps.close();
     const fig = (mode: 'tcx' | 'tc', what: 'a' | 'd'): Figure => ({
       id: `attach.cost.${mode}.${what === 'a' ? 'attach' : 'detach'}`,
