@@ -4,7 +4,7 @@
 // view of what is attached.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { Agent, get as httpGet } from 'node:http';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -118,7 +118,12 @@ export class Daemon {
     const keep = (d: Buffer) => (this.tail = (this.tail + d.toString()).slice(-4000));
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        rmSync(state, { recursive: true, force: true });
+        resolve({ code, signal });
+      }),
+    );
   }
 
   static async start(ns: Netns, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
