@@ -43,6 +43,10 @@ export interface Config {
   bpfMaxMacs: number;
   maxEvents: number;
   stateDir: string;
+  libvirtDir: string;
+  kubevirt: 'auto' | 'off';
+  identityFile: string;
+  identityIntervalMs: number;
   config: string;
 }
 
@@ -76,6 +80,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bpfMaxMacs', flag: 'bpf-max-macs', kind: 'int', default: 16_384, min: 64, max: 4_194_304, help: 'capacity of the kernel {port, MAC} LRU map' },
   { key: 'maxEvents', flag: 'max-events', kind: 'int', default: 4096, min: 16, max: 1_000_000, help: 'recent timeline events kept for /api/v1/events' },
   { key: 'stateDir', flag: 'state-dir', kind: 'string', default: '/run/bridgewatch', help: 'runtime state (clsact hooks created, for crash cleanup)' },
+  { key: 'libvirtDir', flag: 'libvirt-dir', kind: 'string', default: '/run/libvirt/qemu', help: 'libvirt status XML directory: VM names of guest ports (used when it exists; off: never)' },
+  { key: 'kubevirt', flag: 'kubevirt', kind: 'enum', default: 'auto', allowed: ['auto', 'off'], help: 'name guest ports after the KubeVirt VMI whose virt-launcher (in /proc: needs the host PID namespace) shares their network namespace' },
+  { key: 'identityFile', flag: 'identity-file', kind: 'string', default: '', help: 'JSON file [{port or mac, vm, vm_uuid, vm_namespace}] naming VMs no other source knows (wins over them)' },
+  { key: 'identityIntervalMs', flag: 'identity-interval', kind: 'duration', default: '10s', min: 1000, max: 3_600_000, help: 'identity sources are looked at again this often (besides watching for changes)' },
 ];
 
 const envName = (o: OptionSpec) => 'BRIDGEWATCH_' + o.flag.toUpperCase().replace(/-/g, '_');
