@@ -306,6 +306,9 @@ describe('systemd unit (deploy/bridgewatch.service)', () => {
       'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET AF_INET AF_INET6',
       'SystemCallArchitectures=native', 'Restart=on-failure', 'EnvironmentFile=-/etc/default/bridgewatch',
     ];
+    // identity reads libvirt's status files and lists processes (KubeVirt's launchers): neither hidden
+    expect(active.some((l) => /^ProtectProc=(invisible|noaccess|ptraceable)/.test(l))).toBe(false);
+    expect(active.some((l) => /^(InaccessiblePaths|TemporaryFileSystem)=.*\/run(\/libvirt)?( |$)/.test(l))).toBe(false);
     for (const l of want) expect(active).toContain(l);
     // V8's JIT needs writable+executable memory
     expect(active.some((l) => l.startsWith('MemoryDenyWriteExecute='))).toBe(false);
@@ -361,6 +364,10 @@ describe('Kubernetes manifest (deploy/kubernetes/daemonset.yaml)', () => {
     expect(volumes.btf.hostPath.path).toBe('/sys/kernel/btf');
     expect(mounts.btf.readOnly).toBe(true);
     expect(volumes.bpffs.hostPath.path).toBe('/sys/fs/bpf');
+    // identity: the host's processes (virt-launcher) and libvirt's status files, read only
+    expect(pod.hostPID).toBe(true);
+    expect(volumes.libvirt.hostPath.path).toBe('/run/libvirt');
+    expect(mounts.libvirt).toMatchObject({ mountPath: '/run/libvirt', readOnly: true });
     expect(ds.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9725' });
   });
 });
