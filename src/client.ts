@@ -60,13 +60,17 @@ async function call(method: string, u: string, body?: unknown, token?: string): 
   return { status: res.status, json: await res.json().catch(() => ({})) };
 }
 
+/** the VM column: namespace/name (Kubernetes, OpenStack project), or the name */
+const vmCell = (p: PortView) => (p.vm ? (p.vm.namespace ? `${p.vm.namespace}/${p.vm.name}` : p.vm.name) : '-');
+
 export function formatPorts(ports: PortView[]): string {
-  const rows = [['PORT', 'BRIDGE', 'STATE', 'VERDICT', 'MAC', 'ANNOUNCED', 'BEFORE-FWD', 'ATTACH-DELAY', 'RARP-SENT']];
+  const rows = [['PORT', 'VM', 'BRIDGE', 'STATE', 'VERDICT', 'MAC', 'ANNOUNCED', 'BEFORE-FWD', 'ATTACH-DELAY', 'RARP-SENT']];
   for (const p of ports) {
     const macs = p.macs.length ? p.macs : [null];
     for (const m of macs)
       rows.push([
         p.name,
+        vmCell(p),
         p.bridge || '-',
         p.state,
         m ? m.verdict : p.verdict,

@@ -46,6 +46,10 @@ export interface Config {
   stateDir: string;
   flapMoves: number;
   flapWindowMs: number;
+  libvirtDir: string;
+  kubevirt: 'auto' | 'off';
+  identityFile: string;
+  identityIntervalMs: number;
   config: string;
 }
 
@@ -82,6 +86,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'stateDir', flag: 'state-dir', kind: 'string', default: '/run/bridgewatch', help: 'runtime state (clsact hooks created, for crash cleanup)' },
   { key: 'flapMoves', flag: 'flap-moves', kind: 'int', default: 3, min: 1, max: 1000, help: 'a guest MAC flaps when its bridge FDB entry moves between a guest port and an uplink more than this many times within --flap-window' },
   { key: 'flapWindowMs', flag: 'flap-window', kind: 'duration', default: '60s', min: 1000, max: 86_400_000, help: 'the window of --flap-moves' },
+  { key: 'libvirtDir', flag: 'libvirt-dir', kind: 'string', default: '/run/libvirt/qemu', help: 'libvirt status XML directory: VM names of guest ports (used when it exists; off: never)' },
+  { key: 'kubevirt', flag: 'kubevirt', kind: 'enum', default: 'auto', allowed: ['auto', 'off'], help: 'name guest ports after the KubeVirt VMI whose virt-launcher (in /proc: needs the host PID namespace) shares their network namespace' },
+  { key: 'identityFile', flag: 'identity-file', kind: 'string', default: '', help: 'JSON file [{port or mac, vm, vm_uuid, vm_namespace}] naming VMs no other source knows (wins over them)' },
+  { key: 'identityIntervalMs', flag: 'identity-interval', kind: 'duration', default: '10s', min: 1000, max: 3_600_000, help: 'identity sources are looked at again this often (besides watching for changes)' },
 ];
 
 const envName = (o: OptionSpec) => 'BRIDGEWATCH_' + o.flag.toUpperCase().replace(/-/g, '_');

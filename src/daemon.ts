@@ -23,6 +23,8 @@ import { MoveTracker } from './tracker/moves.js';
 import { VERSION } from './paths.js';
 import type { Config } from './config.js';
 import type { HttpDeps } from './http/server.js';
+import { IdentityResolver } from './identity/resolver.js';
+import { guestFacts, withVm } from './identity/present.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -48,6 +50,7 @@ export class Daemon {
   readonly metrics: Metrics;
   readonly watcher: PortWatcher;
   readonly healer: Healer;
+  readonly identity: IdentityResolver;
   bpf: ObserveBackend | undefined;
   private packet: PacketSocket | undefined;
   private rtnl: RtnlRequester | undefined;
@@ -88,6 +91,7 @@ export class Daemon {
         macLate: (ifindex, mac, atNs) => this.healer.lateMac(ifindex, mac, atNs),
       },
     });
+    this.identity = new IdentityResolver({ cfg: c, log: this.log });
     this.metrics = new Metrics(this.registry, this.metricsSource(), { version: VERSION, kernel: release(), mode: 'ebpf' }, c.announce);
     const rules = validateRules({
       ...defaultRules(),
@@ -121,6 +125,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    await this.identity.start(); // first: a bad --identity-file stops us before anything is attached
     this.unlock = lockNetns(); // before attaching anything: see netns-lock.ts
     this.bpf = await this.openBackend();
     this.bpf?.startEvents(
@@ -217,6 +222,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.identity.stop();
     this.healer.stop();
     this.subscribed = false;
     this.fdbWatch?.stop();
@@ -237,8 +243,8 @@ export class Daemon {
       metrics: { scrape: () => this.metrics.scrape(), contentType: this.registry.contentType },
       ready: () => this.ready(),
       // the kernel's exact counts first: frames that raised no event show up without a scrape
-      ports: () => (this.syncKernel(API_SYNC_MS), this.tracker.portViews()),
-      port: (name) => (this.syncKernel(API_SYNC_MS), this.tracker.portView(name)),
+      ports: () => (this.syncKernel(API_SYNC_MS), this.tracker.portViews().map((p) => withVm(p, this.identity))),
+      port: (name) => (this.syncKernel(API_SYNC_MS), withVm(this.tracker.portView(name), this.identity)),
       events: (since, limit) => this.tracker.events(since, limit),
       announce: (req) => this.healer.manual(req),
       apiToken: this.cfg.apiToken || undefined,
@@ -466,6 +472,8 @@ export class Daemon {
         return { bad_source: s?.bad_source ?? 0, port_full: s?.port_full ?? 0, insert_fail: s?.insert_fail ?? 0 };
       },
       ready: () => this.ready().ok,
+      guests: () => guestFacts(this.identity, this.tracker),
+      identityErrors: () => this.identity.errors(),
       refused: () => ({ ports: this.tracker.stats.portsRefused, macs: this.tracker.stats.macsRefused, timeline: this.tracker.eventsDropped }),
     };
   }

@@ -55,6 +55,17 @@ export const portSchema = {
     forwardingSince: { type: ['string', 'null'] },
     macs: { type: 'array', items: mac },
     timeline: { type: 'array', items: fact },
+    vm: {
+      type: ['object', 'null'],
+      properties: {
+        name: str,
+        uuid: str,
+        namespace: str,
+        source: str,
+        domain: str,
+        project: { type: 'object', properties: { uuid: str, name: str } },
+      },
+    },
   },
 } as const;
 

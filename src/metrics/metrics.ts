@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 
 import { KINDS, type Kind } from '../bpf/abi.js';
 import type { TrackerSink } from '../tracker/types.js';
 import { MOVE_DIRECTIONS, type MoveDirection } from '../tracker/moves.js';
+import { IDENTITY_SOURCES } from '../identity/types.js';
 
 /** 1 ms .. 60 s, with QEMU's announce instants (0.05, 0.2, 0.45, 0.8 s) as exact bounds. */
 export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0.8, 1, 2.5, 5, 10, 30, 60];
@@ -29,6 +30,15 @@ export interface PortFacts {
   bridge: string;
   kind: string;
 }
+/** the VM behind a guest port (src/identity/) */
+export interface GuestFacts {
+  port: string;
+  mac: string;
+  vm: string;
+  vm_uuid: string;
+  vm_namespace: string;
+  source: string;
+}
 
 /** What collect() reads; implemented by the daemon over the BPF maps, watcher and tracker. */
 export interface MetricsSource {
@@ -44,6 +54,10 @@ export interface MetricsSource {
   bpfUnrecorded?(): Record<(typeof UNRECORDED_REASONS)[number], number>;
   /** rtnetlink health (monotonic) */
   netlink?(): { resyncs: number; badMessages: number };
+  /** guest ports whose VM is known, one entry each */
+  guests?(): GuestFacts[];
+  /** identity source failures (bad XML, vanished files, unreadable /proc entries), monotonic */
+  identityErrors?(): Record<(typeof IDENTITY_SOURCES)[number], number>;
   ready(): boolean;
   refused(): { ports: number; macs: number; timeline: number };
 }
@@ -104,6 +118,11 @@ export class Metrics implements TrackerSink {
         g.reset();
         for (const p of src.ports()) g.set({ bridge: p.bridge, port: p.name, kind: p.kind || 'unknown' }, 1);
       }),
+      guestInfo: gauge('guest_info', 'One series per guest port whose VM is known (libvirt, KubeVirt, --identity-file); join on (instance, port).', ['port', 'mac', 'vm', 'vm_uuid', 'vm_namespace', 'source'] as const, (g) => {
+        g.reset();
+        for (const f of src.guests?.() ?? []) g.set({ ...f }, 1);
+      }),
+      identityErrors: counter('identity_errors_total', 'Identity source failures: bad or huge libvirt XML, files gone mid-read, unreadable /proc entries, a bad --identity-file.', ['source'] as const),
       macs: gauge('guest_macs_tracked', 'Guest MACs tracked over all ports.', [] as const, (g) => g.set(src.macCount())),
       stp: gauge('bridge_stp_enabled', '1 when STP is enabled on the bridge (ports then sit in listening/learning).', ['bridge'] as const, (g) => {
         g.reset();
@@ -145,6 +164,7 @@ export class Metrics implements TrackerSink {
     for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
     for (const reason of UNRECORDED_REASONS) this.c.unrecorded.inc({ reason }, 0);
     for (const reason of FDB_SKIP_REASONS) this.c.fdbSkipped.inc({ reason }, 0);
+    for (const source of IDENTITY_SOURCES) this.c.identityErrors.inc({ source }, 0);
     for (const what of ['ports', 'macs', 'timeline']) this.c.refused.inc({ what }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
     // the process's own health (process_*: CPU, memory, fds, start time; nodejs_*: heap, event
@@ -174,6 +194,8 @@ export class Metrics implements TrackerSink {
       this.grow(this.c.resyncs, 'resyncs', nl.resyncs);
       this.grow(this.c.badNetlink, 'badMessages', nl.badMessages);
     }
+    const idErrors = this.src.identityErrors?.();
+    if (idErrors) for (const source of IDENTITY_SOURCES) this.grow(this.c.identityErrors, `identity_${source}`, idErrors[source], { source });
     const unrecorded = this.src.bpfUnrecorded?.();
     for (const reason of UNRECORDED_REASONS) {
       const v = unrecorded?.[reason] ?? 0;

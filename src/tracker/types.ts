@@ -1,6 +1,7 @@
 // What the tracker knows and shows: facts on a timeline, per port and per guest MAC.
 import type { Kind } from '../bpf/abi.js';
 import type { Verdict } from './verdict.js';
+import type { VmView } from '../identity/types.js';
 
 export interface Clock {
   /** CLOCK_MONOTONIC ns: the same clock as bpf_ktime_get_ns */
@@ -99,4 +100,6 @@ export interface PortView {
   forwardingSince: string | null;
   macs: MacView[];
   timeline: FactView[];
+  /** guest ports: the VM (src/identity/), null when no identity source knows it */
+  vm?: VmView | null;
 }

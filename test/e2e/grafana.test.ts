@@ -307,6 +307,9 @@ describe('systemd unit (deploy/bridgewatch.service)', () => {
       'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET AF_INET AF_INET6',
       'SystemCallArchitectures=native', 'Restart=on-failure', 'EnvironmentFile=-/etc/default/bridgewatch',
     ];
+    // identity reads libvirt's status files and lists processes (KubeVirt's launchers): neither hidden
+    expect(active.some((l) => /^ProtectProc=(invisible|noaccess|ptraceable)/.test(l))).toBe(false);
+    expect(active.some((l) => /^(InaccessiblePaths|TemporaryFileSystem)=.*\/run(\/libvirt)?( |$)/.test(l))).toBe(false);
     for (const l of want) expect(active).toContain(l);
     // V8's JIT needs writable+executable memory
     expect(active.some((l) => l.startsWith('MemoryDenyWriteExecute='))).toBe(false);
@@ -367,6 +370,10 @@ describe('Kubernetes manifest (deploy/kubernetes/daemonset.yaml)', () => {
     // crash-cleanup state on the host, as the unit and the Dockerfile keep it; an emptyDir goes with the pod
     expect(volumes.run).toEqual({ name: 'run', hostPath: { path: '/run/bridgewatch', type: 'DirectoryOrCreate' } });
     expect(mounts.run.mountPath).toBe('/run/bridgewatch');
+    // identity: the host's processes (virt-launcher) and libvirt's status files, read only
+    expect(pod.hostPID).toBe(true);
+    expect(volumes.libvirt.hostPath.path).toBe('/run/libvirt');
+    expect(mounts.libvirt).toMatchObject({ mountPath: '/run/libvirt', readOnly: true });
     expect(ds.spec.template.metadata.annotations).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9725' });
   });
 });

@@ -6,7 +6,7 @@
 // and of the alert rules parses and returns data, as a panel would draw it. The exposition is
 // also checked against the metric contract, both ways.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -175,7 +175,10 @@ describe.skipIf(!!skip)('a real Prometheus scraping bridgewatch through a late a
     ns.ip('link', 'set', 'up0', 'up');
     ns.ip('link', 'set', 'up0p', 'up');
 
-    daemon = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--silent-after', `${SILENT_AFTER_MS / 1000}s`], { port: DAEMON_PORT });
+    // the late guest's VM is known (an identity file): the alert names it through guest_info
+    const identity = join(dir, 'identity.json');
+    writeFileSync(identity, JSON.stringify([{ port: GUESTS.late.tap, vm: 'web-7', vm_uuid: 'u-7', vm_namespace: 'shop' }]));
+    daemon = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--silent-after', `${SILENT_AFTER_MS / 1000}s`, '--identity-file', identity], { port: DAEMON_PORT });
     start = Date.now() / 1000;
     prom = await PrometheusProcess.start(ns, {
       dir,
@@ -235,6 +238,8 @@ describe.skipIf(!!skip)('a real Prometheus scraping bridgewatch through a late a
     expect(['pending', 'firing']).toContain(late[0].state);
     expect(late[0].state).toBe('firing'); // no `for:`: the first evaluation fires it
     expect(late[0].annotations.description).toMatch(/^1 port\(s\) on bridge br0 of 127\.0\.0\.1:9725 joined/);
+    // the VM, through bridgewatch_guest_info joined with port_info in Prometheus
+    expect(late[0].annotations.description).toMatch(/never reached the network\. VMs whose port appeared on that bridge in that time: web-7 \(shop\) on tap-late\.$/);
     expect(late[0].annotations.runbook).toMatch(/\S/);
 
     const silent = alerts.filter((a) => a.labels.alertname === 'BridgewatchSilentGuest');

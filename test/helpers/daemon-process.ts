@@ -80,10 +80,12 @@ export class DaemonProcess {
     readonly args: string[],
     env: NodeJS.ProcessEnv,
     port: number,
+    prefix: string[] = [],
   ) {
     this.url = `http://127.0.0.1:${port}`;
-    // ip netns exec execs node: the child's pid is the daemon's, so signals reach it directly
-    this.child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'run', '--listen', `127.0.0.1:${port}`, ...args], {
+    // ip netns exec execs node (through prefix, e.g. setpriv, which execs too): the child's pid
+    // is the daemon's, so signals reach it directly
+    this.child = spawn('ip', ['netns', 'exec', ns.name, ...prefix, process.execPath, BIN, 'run', '--listen', `127.0.0.1:${port}`, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
@@ -100,8 +102,8 @@ export class DaemonProcess {
   }
 
   /** Start `bridgewatch run` in ns and wait until /readyz says ready. */
-  static async start(ns: TestNetns, args: string[], o: { env?: NodeJS.ProcessEnv; port?: number; readyMs?: number } = {}): Promise<DaemonProcess> {
-    const d = new DaemonProcess(ns, args, o.env ?? {}, o.port ?? 9725);
+  static async start(ns: TestNetns, args: string[], o: { env?: NodeJS.ProcessEnv; port?: number; readyMs?: number; prefix?: string[] } = {}): Promise<DaemonProcess> {
+    const d = new DaemonProcess(ns, args, o.env ?? {}, o.port ?? 9725, o.prefix);
     await d.waitReady(o.readyMs ?? 15_000);
     return d;
   }

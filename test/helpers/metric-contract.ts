@@ -72,6 +72,9 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_mac_flaps_total', type: 'counter', labels: { bridge: ANY } },
   { name: 'bridgewatch_fdb_repair_skipped_total', type: 'counter', labels: { reason: ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] } },
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
+  // which VM (issue H): one info series per identified guest port, and the sources' failures
+  { name: 'bridgewatch_guest_info', type: 'gauge', labels: { port: ANY, mac: ANY, vm: ANY, vm_uuid: ANY, vm_namespace: ANY, source: ['libvirt', 'kubevirt', 'file'] } },
+  { name: 'bridgewatch_identity_errors_total', type: 'counter', labels: { source: ['libvirt', 'kubevirt', 'file'] } },
 ];
 
 /**
