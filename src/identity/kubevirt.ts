@@ -33,6 +33,7 @@ export class KubevirtSource implements IdentityLookup {
   private scanning = false;
   private stopped = false;
   private found = false;
+  private scanned = false;
   /** the host's network namespace (kthreadd's, or init's): a launcher there is nobody's pod */
   private hostNetns: number | undefined;
   /** one read at a time (scan() does not overlap), so one buffer */
@@ -79,6 +80,10 @@ export class KubevirtSource implements IdentityLookup {
       }
       this.once.clear('proc');
       const now = this.now();
+      // processes already there at the first scan are taken as old: their age is unknown, and
+      // reading them all again for a minute would cost six full passes
+      const bornAt = this.procs.size === 0 && !this.scanned ? -Infinity : now;
+      this.scanned = true;
       const seen = new Set<number>();
       for (const name of names) {
         if (!/^\d+$/.test(name)) continue;
@@ -86,7 +91,7 @@ export class KubevirtSource implements IdentityLookup {
         seen.add(pid);
         let p = this.procs.get(pid);
         const fresh = !p;
-        if (!p) this.procs.set(pid, (p = { firstSeenMs: now }));
+        if (!p) this.procs.set(pid, (p = { firstSeenMs: bornAt }));
         if (fresh || full || p.launcher || now - p.firstSeenMs < YOUNG_MS) await this.inspect(pid, p);
         if (this.stopped) return;
       }

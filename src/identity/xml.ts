@@ -33,7 +33,10 @@ export interface XmlLimits {
 export const XML_LIMITS: XmlLimits = { maxDepth: 64, maxElements: 200_000, maxAttributes: 64 };
 
 const NAME = /[\p{L}_][\p{L}\p{N}._\-\u00B7]*(?::[\p{L}_][\p{L}\p{N}._\-\u00B7]*)?/uy;
-const SPACE = /[ \t\r\n]*/y;
+/** A-Z a-z _ */
+const isNameStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+/** and 0-9 . - */
+const isNameChar = (c: number) => isNameStart(c) || (c >= 48 && c <= 57) || c === 46 || c === 45;
 const ENTITY = /&(?:(lt|gt|amp|quot|apos)|#([0-9]{1,7})|#x([0-9a-fA-F]{1,6}));/y;
 const NAMED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
@@ -79,6 +82,15 @@ export function parseXml(src: string, limits: XmlLimits = XML_LIMITS): XmlElemen
     return end;
   };
   const name = (what: string): string => {
+    // ASCII names (all libvirt and Nova write) by char code; anything else by the full rule
+    const start = i;
+    let c = src.charCodeAt(i);
+    if (isNameStart(c)) {
+      let colons = 0;
+      for (c = src.charCodeAt(++i); isNameChar(c) || (c === 58 && colons++ === 0 && isNameStart(src.charCodeAt(i + 1))); c = src.charCodeAt(++i));
+      if (c < 128) return src.slice(start, i);
+      i = start;
+    }
     NAME.lastIndex = i;
     const m = NAME.exec(src);
     if (!m) throw new XmlError(`expected ${what}`, i);
@@ -86,11 +98,9 @@ export function parseXml(src: string, limits: XmlLimits = XML_LIMITS): XmlElemen
     return m[0];
   };
   const space = () => {
-    SPACE.lastIndex = i;
-    SPACE.exec(src);
-    const moved = SPACE.lastIndex > i;
-    i = SPACE.lastIndex;
-    return moved;
+    const start = i;
+    for (let c = src.charCodeAt(i); c === 32 || c === 10 || c === 9 || c === 13; c = src.charCodeAt(++i));
+    return i > start;
   };
 
   while (i < n) {
@@ -98,8 +108,11 @@ export function parseXml(src: string, limits: XmlLimits = XML_LIMITS): XmlElemen
     const textEnd = lt < 0 ? n : lt;
     if (textEnd > i) {
       const chunk = src.slice(i, textEnd);
-      if (stack.length) stack[stack.length - 1].el.text += decode(chunk, i);
-      else if (/\S/.test(chunk)) throw new XmlError('text outside the root element', i);
+      // whitespace-only runs are indentation: dropped (they would only be trimmed away)
+      if (/\S/.test(chunk)) {
+        if (!stack.length) throw new XmlError('text outside the root element', i);
+        stack[stack.length - 1].el.text += decode(chunk, i);
+      }
       i = textEnd;
       continue;
     }
@@ -133,9 +146,10 @@ export function parseXml(src: string, limits: XmlLimits = XML_LIMITS): XmlElemen
       const attrs: Record<string, string> = {};
       const parent = stack.length ? stack[stack.length - 1].scope : rootScope;
       let scope = parent;
-      const declared = new Set<string>();
+      let declared: Set<string> | undefined; // namespace prefixes declared on this element
       let count = 0;
       let selfClosing = false;
+      let prefixedAttrs = false;
       for (;;) {
         const spaced = space();
         if (src.startsWith('/>', i)) {
@@ -166,22 +180,24 @@ export function parseXml(src: string, limits: XmlLimits = XML_LIMITS): XmlElemen
         if (an === 'xmlns' || an.startsWith('xmlns:')) {
           if (scope === parent) scope = new Map(parent);
           const prefix = an === 'xmlns' ? '' : an.slice(6);
-          if (declared.has(prefix)) throw new XmlError(`duplicate attribute ${an}`, at);
-          declared.add(prefix);
+          if (declared?.has(prefix)) throw new XmlError(`duplicate attribute ${an}`, at);
+          (declared ??= new Set()).add(prefix);
           scope.set(prefix, value);
           continue;
         }
         if (an in attrs) throw new XmlError(`duplicate attribute ${an}`, at);
         attrs[an] = value;
+        if (an.includes(':')) prefixedAttrs = true;
       }
       const colon = qname.indexOf(':');
       const prefix = colon < 0 ? '' : qname.slice(0, colon);
       const ns = scope.get(prefix);
       if (prefix && !ns) throw new XmlError(`undeclared namespace prefix ${prefix}`, at);
-      for (const a of Object.keys(attrs)) {
-        const p = a.indexOf(':');
-        if (p > 0 && !scope.get(a.slice(0, p))) throw new XmlError(`undeclared namespace prefix ${a.slice(0, p)}`, at);
-      }
+      if (prefixedAttrs)
+        for (const a of Object.keys(attrs)) {
+          const p = a.indexOf(':');
+          if (p > 0 && !scope.get(a.slice(0, p))) throw new XmlError(`undeclared namespace prefix ${a.slice(0, p)}`, at);
+        }
       const el: XmlElement = { ns: ns ?? '', name: colon < 0 ? qname : qname.slice(colon + 1), attrs, children: [], text: '' };
       if (stack.length) stack[stack.length - 1].el.children.push(el);
       else root = el;

@@ -39,7 +39,9 @@ export class FakeLauncher {
   static async start(spec: LauncherSpec): Promise<FakeLauncher> {
     const l = new FakeLauncher(spec);
     const end = Date.now() + 5000;
-    while (!l.cmdline().startsWith(`${spec.exe ?? 'virt-launcher-monitor'}\0`)) {
+    // ready once it has exec'd and its sleep child has too (a child between fork and exec
+    // shows its parent's cmdline, and would be seen as a second launcher)
+    while (!l.cmdline().startsWith(`${spec.exe ?? 'virt-launcher-monitor'}\0`) || !l.sleeping()) {
       if (l.exited || Date.now() > end) throw new Error(`fake launcher ${spec.name} did not start (cmdline ${JSON.stringify(l.cmdline())})`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -48,6 +50,15 @@ export class FakeLauncher {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  private sleeping(): boolean {
+    try {
+      const kids = readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      return kids.length > 0 && kids.every((k) => readFileSync(`/proc/${k}/cmdline`, 'utf8').startsWith('sleep\0'));
+    } catch {
+      return false;
+    }
   }
 
   /** /proc/<pid>/cmdline as the kernel shows it ('' once gone) */

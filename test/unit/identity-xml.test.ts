@@ -30,6 +30,11 @@ describe('parseXml', () => {
     expect(root.attrs).toEqual({}); // declarations are not attributes
   });
 
+  it('reads names beyond ASCII (another application\'s metadata may use them)', () => {
+    const root = parseXml('<r xmlns:m="urn:m"><m:Größe wert="1">x</m:Größe><é/></r>');
+    expect(root.children.map((c) => [c.ns, c.name])).toEqual([['urn:m', 'Größe'], ['', 'é']]);
+  });
+
   it.each([
     ['an unclosed element', '<a><b></b>', /unclosed element <a>/],
     ['a mismatched end tag', '<a><b></a></b>', /end tag <\/a> does not match <b>/],
@@ -52,6 +57,8 @@ describe('parseXml', () => {
     ['an unterminated comment', '<a><!-- x</a>', /unterminated comment/],
     ['an unterminated start tag', '<a x="1"', /unterminated start tag <a>/],
     ['an empty document', '', /no root element/],
+    ['a name with two colons', '<a:b:c xmlns:a="u"/>', /whitespace before an attribute/],
+    ['a name starting with a digit', '<1a/>', /expected an element name/],
   ])('refuses %s', (_what, xml, err) => {
     expect(() => parseXml(xml)).toThrow(XmlError);
     expect(() => parseXml(xml)).toThrow(err);
