@@ -243,11 +243,11 @@ static __always_inline void emit(struct bw_mac_stats *st, const struct bw_key *k
 
 /* the slow path: record the frame in its {port, MAC} entry, emit an event if it is a fact */
 static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *port, struct ethhdr *eth,
-				   __u8 kind, __u16 vlan)
+				   __u8 kind, __u16 vlan, __u8 state)
 {
 	struct bw_mac_stats *st;
 	struct bw_key key = {};
-	__u8 state, flags = 0;
+	__u8 flags = 0;
 	int fwd, vlan_moved;
 	__u64 now;
 
@@ -261,7 +261,6 @@ static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *
 	}
 
 	now = bpf_ktime_get_ns();
-	state = port_state(port);
 	fwd = state == BR_STATE_FORWARDING;
 	if (fwd)
 		flags |= BW_EV_FORWARDING;
@@ -326,7 +325,7 @@ int tc_ingress(struct __sk_buff *ctx)
 	struct ethhdr *eth = data;
 	struct bw_port port;
 	__u16 vlan = 0;
-	__u8 kind;
+	__u8 kind, state;
 
 	if ((void *)(eth + 1) > data_end)
 		return TC_ACT_UNSPEC;
@@ -336,8 +335,10 @@ int tc_ingress(struct __sk_buff *ctx)
 	/* the ethertype first: only a frame that is no announcement can be settled */
 	kind = classify(data, data_end, &vlan);
 	port = port_of(ctx);
-	if (kind != BW_KIND_OTHER || !settled(&port, eth->h_source, vlan))
-		record(ctx, &port, eth, kind, vlan);
+	/* the state first: its loads overlap with the slot's */
+	state = port_state(&port);
+	if (kind != BW_KIND_OTHER || state != BR_STATE_FORWARDING || !settled(&port, eth->h_source, vlan))
+		record(ctx, &port, eth, kind, vlan, state);
 	return TC_ACT_UNSPEC; /* == TCX_NEXT: observe only, let later programs run */
 }
 

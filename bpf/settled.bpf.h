@@ -10,7 +10,7 @@
  *   - a new tick (jiffies): one frame per tick and CPU is recorded, so last_ns lags the latest
  *     frame by at most one tick (1-10 ms);
  *   - another {port, MAC} hashing to the same slot: the frames counted there move to their entry.
- * Needs bw_port_macs, stat_inc(), port_of() and port_state() defined before inclusion.
+ * Needs bw_port_macs, stat_inc() and struct bw_port defined before inclusion.
  */
 #ifndef BW_SETTLED_BPF_H
 #define BW_SETTLED_BPF_H
@@ -58,7 +58,7 @@ static __always_inline __u64 *epoch_of(__u32 ifindex)
 	return &bw_epochs[ifindex & (BW_EPOCH_SLOTS - 1)].n;
 }
 
-/* the hot path: 1 when the frame was settled and counted, 0 when it must be recorded */
+/* the hot path, for a data frame on a forwarding port: 1 when it was settled and counted */
 static __always_inline int settled(const struct bw_port *port, const __u8 *mac, __u16 vlan)
 {
 	struct bw_slot_key k = slot_key(port->ifindex, mac, vlan);
@@ -72,8 +72,6 @@ static __always_inline int settled(const struct bw_port *port, const __u8 *mac, 
 	if (s->jiffies != bpf_jiffies64())
 		return 0;
 #endif
-	if (port_state(port) != BR_STATE_FORWARDING)
-		return 0;
 	s->frames++; /* per-CPU: no atomics */
 	stat_inc(BW_STAT_SETTLED); /* and not BW_STAT_FRAMES: user space adds the two */
 	return 1;
