@@ -65,8 +65,8 @@ interface Variant {
 export const tapProducer: Producer = { prefix: 'tap', run: (o) => tapFigures(o) };
 
 export async function tapFigures(o: KernelOptions): Promise<Figure[]> {
-  const rounds = o.quick ? 5 : 9;
-  const frames = o.quick ? 2_000 : 300_000;
+  const rounds = o.quick ? 5 : 11;
+  const frames = o.quick ? 2_000 : 250_000;
   const dir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
   const bin = join(dir, 'tapwriter');
   execFileSync('cc', ['-O2', '-pthread', join(PACKAGE_ROOT, 'bench/tapwriter.c'), '-o', bin]);
