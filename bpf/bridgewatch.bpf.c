@@ -335,7 +335,7 @@ int tc_ingress(struct __sk_buff *ctx)
 	/* the ethertype first: only a frame that is no announcement can be settled */
 	kind = classify(data, data_end, &vlan);
 	port = port_of(ctx);
-	/* the state first: its loads overlap with the slot's */
+	/* the port state before the slot: their loads overlap */
 	state = port_state(&port);
 	if (kind != BW_KIND_OTHER || state != BR_STATE_FORWARDING || !settled(&port, eth->h_source, vlan))
 		record(ctx, &port, eth, kind, vlan, state);

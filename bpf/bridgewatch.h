@@ -51,11 +51,11 @@ struct bw_key {
 /* value of bw_port_macs; times are bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 struct bw_mac_stats {
 	__u64 first_ns;         /* first frame */
-	__u64 last_ns;          /* latest frame */
+	__u64 last_ns;          /* latest recorded frame: a settled MAC's, at most a tick behind */
 	__u64 first_fwd_ns;     /* first frame while forwarding, 0 = none yet */
 	__u64 last_unfwd_ns;    /* latest frame while not forwarding, 0 = none */
 	__u64 last_announce_ns; /* latest announcement, 0 = none */
-	__u64 kinds[BW_KIND_MAX];       /* frames per kind (their sum is the frame count) */
+	__u64 kinds[BW_KIND_MAX];       /* frames per kind; OTHER leaves out settled ones (bw_settled) */
 	__u64 unfwd_kinds[BW_KIND_MAX]; /* of those, frames while the port could not forward */
 	__u64 win_start_ns;     /* event rate limit window */
 	__u32 win_events;

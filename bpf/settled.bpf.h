@@ -32,7 +32,7 @@ static __always_inline struct bw_settled *slot_at(__u32 idx)
 }
 
 /* a global array, not a map: a plain load on the hot path, no lookup */
-struct bw_epoch bw_epochs[BW_EPOCH_SLOTS];
+struct bw_epoch bw_epochs[BW_EPOCH_SLOTS] __attribute__((aligned(64)));
 
 /* the key as two words: ifindex | mac[0..3] << 32, and mac[4..5] | vlan << 16 */
 struct bw_slot_key {

@@ -1,5 +1,6 @@
-// Reading and trimming the kernel's tables: the {port, MAC} LRU map, the per-port MAC counts and
-// the per-CPU counters. Reads are batched where the kernel allows (one syscall per 1024 entries).
+// Reading and trimming the kernel's tables: the {port, MAC} LRU map (with the frames the settled
+// path counted in its per-CPU slots added in), the per-port MAC counts and the per-CPU counters.
+// Reads are batched where the kernel allows (one syscall per 1024 entries).
 import { BridgewatchError, errnoError } from '../errors.js';
 import { strerror } from '../sys/libc.js';
 import {
@@ -114,21 +115,23 @@ export class KernelTables {
   private settledFrames(): Map<string, number> {
     const out = new Map<string, number>();
     for (const s of this.settledSlots()) {
-      if (!s.ifindex || !s.frames) continue;
       const k = settledKey(s.ifindex, s.mac, s.firstNs);
       out.set(k, (out.get(k) ?? 0) + s.frames);
     }
     return out;
   }
 
-  /** Slots of bw_settled on every CPU (its one entry holds one CPU's slots); all, or slot `only`. */
+  /** Used slots of bw_settled on every CPU (its one entry holds one CPU's slots); all, or slot `only`. */
   private settledSlots(only?: number): SettledSlot[] {
     const n = 1 << SETTLED_BITS;
     const val = Buffer.alloc(SETTLED.size * n * this.ncpu);
     if ((libbpf().map_lookup_elem(this.fds.settled, Buffer.alloc(4), val) as number) !== 0) return [];
     const out: SettledSlot[] = [];
     for (let cpu = 0; cpu < this.ncpu; cpu++)
-      for (let i = only ?? 0; i < (only === undefined ? n : only + 1); i++) out.push(decodeSettled(val, (cpu * n + i) * SETTLED.size));
+      for (let i = only ?? 0; i < (only === undefined ? n : only + 1); i++) {
+        const at = (cpu * n + i) * SETTLED.size;
+        if (val.readUInt32LE(at + SETTLED_AT.ifindex) && val.readBigUInt64LE(at + SETTLED_AT.frames)) out.push(decodeSettled(val, at));
+      }
     return out;
   }
 
@@ -201,6 +204,8 @@ export class KernelTables {
 }
 
 const settledKey = (ifindex: number, mac: string, firstNs: bigint) => `${ifindex}|${mac}|${firstNs}`;
+const fieldAt = (name: string) => SETTLED.fields.find((f) => f.name === name)!.offset;
+const SETTLED_AT = { ifindex: fieldAt('ifindex'), frames: fieldAt('frames') };
 
 function addSettled(e: MacStats, n: number): void {
   if (!n) return;
