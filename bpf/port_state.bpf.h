@@ -54,16 +54,14 @@ struct net_bridge_port {
 	__u8 state;
 } __attribute__((preserve_access_index));
 
+/* a vmlinux struct of plain bytes (the kernel's sockaddr_storage), to read a bridge module's */
+struct __kernel_sockaddr_storage {
+	char bytes[128];
+} __attribute__((preserve_access_index));
+
 enum netdev_priv_flags___bw {
 	IFF_BRIDGE_PORT___bw = 512,
 };
-
-extern enum libbpf_tristate CONFIG_BRIDGE __kconfig __weak; /* TRI_NO when the config is unreadable */
-#ifdef BW_BRIDGE_STATE_PROBE /* tests: the bridge-module path on a kernel with a built-in bridge */
-#define BW_BRIDGE_IN_VMLINUX 0
-#else
-#define BW_BRIDGE_IN_VMLINUX (CONFIG_BRIDGE == TRI_YES)
-#endif
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 extern void *bpf_rdonly_cast(void *obj, __u32 btf_id) __ksym;
@@ -84,6 +82,25 @@ static __always_inline struct bw_port port_of(struct __sk_buff *ctx)
 	return port;
 }
 
+/*
+ * p->state for p = dev->rx_handler_data, a void * to the verifier. bpf_rdonly_cast makes it a
+ * pointer to load through (untrusted, read-only, fault-safe), but takes vmlinux types only and
+ * the bridge is often a module: cast to a vmlinux struct of plain bytes and load the byte at
+ * state's offset, which CO-RE takes from whichever BTF has net_bridge_port. A probe read (a
+ * helper call, ~30 ns) only if that offset ever left the 128 bytes. The offset is a constant to
+ * the verifier: the branch not taken is never loaded.
+ */
+static __always_inline __u8 bridge_port_state(void *p)
+{
+	__u32 off = bpf_core_field_offset(struct net_bridge_port, state);
+
+#ifndef BW_BRIDGE_STATE_PROBE /* tests: the fallback */
+	if (off < sizeof(struct __kernel_sockaddr_storage))
+		return *((__u8 *)bpf_rdonly_cast(p, bpf_core_type_id_kernel(struct __kernel_sockaddr_storage)) + off);
+#endif
+	return BPF_CORE_READ((struct net_bridge_port *)p, state);
+}
+
 static __always_inline __u8 port_state(const struct bw_port *port)
 {
 	struct net_device *dev = port->dev;
@@ -100,12 +117,7 @@ static __always_inline __u8 port_state(const struct bw_port *port)
 	p = dev->rx_handler_data;
 	if (!p)
 		return BW_STATE_NOT_BRIDGE_PORT;
-	/* rx_handler_data is a void * to the verifier. A built-in bridge's type is in vmlinux BTF:
-	 * cast and load. A bridge module's is not (bpf_rdonly_cast takes vmlinux types only): one
-	 * probe read, ~30 ns more. The kconfig value is a constant, the other branch never loads. */
-	if (BW_BRIDGE_IN_VMLINUX)
-		return ((struct net_bridge_port *)bpf_rdonly_cast(p, bpf_core_type_id_kernel(struct net_bridge_port)))->state;
-	return BPF_CORE_READ(p, state);
+	return bridge_port_state(p);
 }
 #endif
 

@@ -46,7 +46,7 @@ function world(opts: LoadOptions = {}) {
 
 const entry = (bpf: BpfCollection, g: Guest, m = GUEST) => bpf.mac(g.ifindex, m)!;
 
-/** The cases every build must pass: kfunc (bridge in vmlinux or a module) and statemap. */
+/** The cases every build must pass: kfunc (either way of reading the port state) and statemap. */
 function settledCases(label: string, opts: () => LoadOptions, o = { tick: true }) {
   describe(label, () => {
     it('counts settled frames exactly, in macs() and mac(), without recording each', (ctx) => {
@@ -124,7 +124,7 @@ function settledCases(label: string, opts: () => LoadOptions, o = { tick: true }
 }
 
 settledCases('settled path, kfunc build', () => ({}));
-settledCases('settled path, kfunc build reading the state as from a bridge module', () => ({ objectPath: variant('-DBW_BRIDGE_STATE_PROBE') }));
+settledCases('settled path, kfunc build reading the port state by probe read (the fallback)', () => ({ objectPath: variant('-DBW_BRIDGE_STATE_PROBE') }));
 settledCases('settled path, statemap build', () => ({ portState: 'netlink' }));
 // a new tick unsettles too, and setting a port state takes ms: here only the epoch can
 settledCases('settled path, kfunc build without the tick', () => ({ objectPath: variant('-DBW_SETTLED_NO_TICK') }), { tick: false });
