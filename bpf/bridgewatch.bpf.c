@@ -9,30 +9,6 @@
 #include <bpf/bpf_core_read.h>
 #include "bridgewatch.h"
 
-/* minimal kernel types, relocated with CO-RE against the running kernel's BTF */
-struct net_device {
-	unsigned long long priv_flags : 32;
-	void *rx_handler;
-	void *rx_handler_data;
-} __attribute__((preserve_access_index));
-
-struct sk_buff {
-	struct net_device *dev;
-} __attribute__((preserve_access_index));
-
-struct net_bridge_port {
-	__u8 state;
-} __attribute__((preserve_access_index));
-
-enum netdev_priv_flags___bw {
-	IFF_BRIDGE_PORT___bw = 512,
-};
-
-#ifndef BW_STATE_FROM_MAP
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-#endif
-
-#define BR_STATE_FORWARDING 3
 #define ETH_P_RARP_ 0x8035
 #define ETH_P_LEGACY 0x0835
 #define ETH_P_8021Q_ 0x8100
@@ -112,50 +88,8 @@ static __always_inline void stat_inc(__u32 idx)
 		*v += 1; /* per-CPU: no atomics needed */
 }
 
-#ifdef BW_STATE_FROM_MAP
-/*
- * Kernels before 6.3 have no bpf_cast_to_kern_ctx, so the program cannot read skb->dev: this
- * build takes each port's state from a map user space keeps from rtnetlink. Less exact (netlink
- * lags the kernel by a little), still exact timestamps and classification.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} bw_port_state SEC(".maps");
-
-static __always_inline __u8 port_state(struct __sk_buff *ctx)
-{
-	__u32 ifindex = ctx->ifindex;
-	__u8 *st = bpf_map_lookup_elem(&bw_port_state, &ifindex);
-
-	return st ? *st : BW_STATE_NOT_BRIDGE_PORT;
-}
-#else
-/* port state at this instant: BR_STATE_* for a bridge port, else BW_STATE_NOT_BRIDGE_PORT */
-static __always_inline __u8 port_state(struct __sk_buff *ctx)
-{
-	struct sk_buff *skb = bpf_cast_to_kern_ctx(ctx);
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	__u64 flags;
-
-	if (!dev || !BPF_CORE_READ(dev, rx_handler))
-		return BW_STATE_NOT_BRIDGE_PORT;
-	flags = BPF_CORE_READ_BITFIELD_PROBED(dev, priv_flags);
-	if (!(flags & bpf_core_enum_value(enum netdev_priv_flags___bw, IFF_BRIDGE_PORT___bw)))
-		return BW_STATE_NOT_BRIDGE_PORT; /* macvlan, bond, ovs ...: not ours */
-	if (bpf_core_type_exists(struct net_bridge_port)) {
-		struct net_bridge_port *p = BPF_CORE_READ(dev, rx_handler_data);
-
-		if (!p)
-			return BW_STATE_NOT_BRIDGE_PORT;
-		return BPF_CORE_READ(p, state);
-	}
-	/* no bridge BTF: an attached bridge rx_handler is the best we know */
-	return BR_STATE_FORWARDING;
-}
-#endif
+#include "port_state.bpf.h"
+#include "settled.bpf.h"
 
 static __always_inline int is_garp(void *data, void *data_end, __u32 off)
 {
@@ -307,43 +241,33 @@ static __always_inline void emit(struct bw_mac_stats *st, const struct bw_key *k
 	bpf_ringbuf_submit(ev, 0);
 }
 
-SEC("tc")
-int tc_ingress(struct __sk_buff *ctx)
+/* the slow path: record the frame in its {port, MAC} entry, emit an event if it is a fact */
+static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *port, struct ethhdr *eth,
+				   __u8 kind, __u16 vlan, __u8 state)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	struct bw_mac_stats *st;
 	struct bw_key key = {};
-	__u16 vlan = 0;
-	__u8 kind, state, flags = 0;
-	int fwd;
+	__u8 flags = 0;
+	int fwd, vlan_moved;
 	__u64 now;
 
-	if ((void *)(eth + 1) > data_end)
-		return TC_ACT_UNSPEC;
 	stat_inc(BW_STAT_FRAMES);
 	/* group or zero source MAC: not a guest */
 	if ((eth->h_source[0] & 1) ||
 	    !(eth->h_source[0] | eth->h_source[1] | eth->h_source[2] |
 	      eth->h_source[3] | eth->h_source[4] | eth->h_source[5])) {
 		stat_inc(BW_STAT_BAD_SRC);
-		return TC_ACT_UNSPEC;
+		return;
 	}
 
 	now = bpf_ktime_get_ns();
-	/* the outer tag may already sit in skb metadata (stripped before the ingress hook) */
-	if (ctx->vlan_present)
-		vlan = ctx->vlan_tci & 0x0fff;
-	kind = classify(data, data_end, &vlan);
-	state = port_state(ctx);
 	fwd = state == BR_STATE_FORWARDING;
 	if (fwd)
 		flags |= BW_EV_FORWARDING;
 	if (state != BW_STATE_NOT_BRIDGE_PORT)
 		flags |= BW_EV_BRIDGE_PORT;
 
-	key.ifindex = ctx->ifindex;
+	key.ifindex = port->ifindex;
 	__builtin_memcpy(key.mac, eth->h_source, 6);
 
 	st = bpf_map_lookup_elem(&bw_port_macs, &key);
@@ -353,10 +277,11 @@ int tc_ingress(struct __sk_buff *ctx)
 
 		if (!port_has_room(key.ifindex)) {
 			stat_inc(BW_STAT_PORT_FULL);
-			return TC_ACT_UNSPEC;
+			return;
 		}
 		init.first_ns = now;
 		init.first_state = state;
+		init.vlan = vlan;
 		if (bpf_map_update_elem(&bw_port_macs, &key, &init, BPF_NOEXIST) == 0) {
 			stat_inc(BW_STAT_NEW_MACS);
 			port_count_inc(key.ifindex);
@@ -365,29 +290,55 @@ int tc_ingress(struct __sk_buff *ctx)
 		st = bpf_map_lookup_elem(&bw_port_macs, &key);
 		if (!st) {
 			stat_inc(BW_STAT_INSERT_FAIL);
-			return TC_ACT_UNSPEC;
+			return;
 		}
 	}
 
-	/* hot path: in-place updates of the existing entry */
-	/* one atomic per frame (two while not forwarding): totals are sums of the kinds */
+	/* in-place updates of the existing entry; totals are sums of the kinds */
 	st->last_ns = now;
-	if (kind < BW_KIND_MAX)
-		__sync_fetch_and_add(&st->kinds[kind], 1);
-	if (!fwd) {
+	if (!fwd)
 		st->last_unfwd_ns = now;
-		if (kind < BW_KIND_MAX)
-			__sync_fetch_and_add(&st->unfwd_kinds[kind], 1);
-	} else if (!st->first_fwd_ns) {
+	else if (!st->first_fwd_ns)
 		st->first_fwd_ns = now;
-	}
-	if (st->vlan != vlan)
+	vlan_moved = st->vlan != vlan;
+	if (vlan_moved)
 		st->vlan = vlan;
 	if (kind != BW_KIND_OTHER)
 		st->last_announce_ns = now;
+	if (fwd && !st->settled)
+		st->settled = 1; /* before the atomic: see after_record() */
+	if (kind < BW_KIND_MAX)
+		__sync_fetch_and_add(&st->kinds[kind], 1);
+	if (!fwd && kind < BW_KIND_MAX)
+		__sync_fetch_and_add(&st->unfwd_kinds[kind], 1);
+	after_record(&key, vlan, st, now, fwd, vlan_moved);
 
 	if ((flags & BW_EV_FIRST) || kind != BW_KIND_OTHER)
 		emit(st, &key, now, kind, flags, vlan, state, ctx->len);
+}
+
+SEC("tc")
+int tc_ingress(struct __sk_buff *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct bw_port port;
+	__u16 vlan = 0;
+	__u8 kind, state;
+
+	if ((void *)(eth + 1) > data_end)
+		return TC_ACT_UNSPEC;
+	/* the outer tag may already sit in skb metadata (stripped before the ingress hook) */
+	if (ctx->vlan_present)
+		vlan = ctx->vlan_tci & 0x0fff;
+	/* the ethertype first: only a frame that is no announcement can be settled */
+	kind = classify(data, data_end, &vlan);
+	port = port_of(ctx);
+	/* the port state before the slot: their loads overlap */
+	state = port_state(&port);
+	if (kind != BW_KIND_OTHER || state != BR_STATE_FORWARDING || !settled(&port, eth->h_source, vlan))
+		record(ctx, &port, eth, kind, vlan, state);
 	return TC_ACT_UNSPEC; /* == TCX_NEXT: observe only, let later programs run */
 }
 

@@ -29,7 +29,7 @@ enum bw_event_flags {
 
 /* global per-CPU counters (map bw_stats, index = enum) */
 enum bw_stat {
-	BW_STAT_FRAMES = 0,         /* frames seen on attached ports */
+	BW_STAT_FRAMES = 0,         /* frames seen on attached ports, settled ones not included */
 	BW_STAT_NEW_MACS = 1,       /* new {port, mac} entries */
 	BW_STAT_BAD_SRC = 2,        /* frames with a group or zero source MAC (not recorded) */
 	BW_STAT_DROP_RATE_MAC = 3,  /* events suppressed by the per-{port,mac} limit */
@@ -37,7 +37,8 @@ enum bw_stat {
 	BW_STAT_DROP_RINGBUF = 5,   /* events lost: ring buffer full */
 	BW_STAT_INSERT_FAIL = 6,    /* map insert failed */
 	BW_STAT_PORT_FULL = 7,      /* new MAC not recorded: its port has max_macs_per_port */
-	BW_STAT_MAX = 8,
+	BW_STAT_SETTLED = 8,        /* frames that took the settled path (user space adds them to FRAMES) */
+	BW_STAT_MAX = 9,
 };
 
 /* key of bw_port_macs */
@@ -50,17 +51,17 @@ struct bw_key {
 /* value of bw_port_macs; times are bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 struct bw_mac_stats {
 	__u64 first_ns;         /* first frame */
-	__u64 last_ns;          /* latest frame */
+	__u64 last_ns;          /* latest recorded frame: a settled MAC's, at most a tick behind */
 	__u64 first_fwd_ns;     /* first frame while forwarding, 0 = none yet */
 	__u64 last_unfwd_ns;    /* latest frame while not forwarding, 0 = none */
 	__u64 last_announce_ns; /* latest announcement, 0 = none */
-	__u64 kinds[BW_KIND_MAX];       /* frames per kind (their sum is the frame count) */
+	__u64 kinds[BW_KIND_MAX];       /* frames per kind; OTHER leaves out settled ones (bw_settled) */
 	__u64 unfwd_kinds[BW_KIND_MAX]; /* of those, frames while the port could not forward */
 	__u64 win_start_ns;     /* event rate limit window */
 	__u32 win_events;
 	__u16 vlan;             /* latest outer VLAN id, 0 = untagged */
 	__u8 first_state;       /* port state at the first frame */
-	__u8 pad;
+	__u8 settled;           /* 1: its last recorded frame was forwarded, a CPU may hold it settled */
 };
 
 /* ring buffer record */
@@ -77,6 +78,40 @@ struct bw_event {
 	__u32 pad2;
 };
 
+/*
+ * Settled fast path. A {port, MAC} whose last recorded frame was forwarded is "settled" on a CPU
+ * while that CPU's slot holds it: its next data frames on a forwarding port carry no new fact
+ * and are only counted in the slot. Slot index (user space computes it too):
+ *   slot = (mac[4] ^ mac[5] ^ ifindex) & (BW_SETTLED_SLOTS - 1)
+ */
+#define BW_SETTLED_BITS 8
+#define BW_SETTLED_SLOTS (1 << BW_SETTLED_BITS) /* per CPU */
+#define BW_EPOCH_SLOTS 256 /* ports share an epoch when their ifindex is equal modulo this */
+
+/* one slot of bw_settled */
+struct bw_settled {
+	__u32 ifindex;  /* 0: empty */
+	__u8 mac[6];
+	__u16 vlan;     /* the outer VLAN id recorded in the entry */
+	__u32 pad;
+	__u64 first_ns; /* first_ns of the entry the frames belong to (a recreated entry starts over) */
+	__u64 epoch;    /* bw_epoch of the port when settled: a bump unsettles every CPU's slot */
+	__u64 jiffies;  /* tick of the last frame recorded in the entry: one recorded frame per tick */
+	__u64 frames;   /* settled frames (kind other) not in the entry's kinds[OTHER]; user space adds them */
+};
+
+/* value of bw_settled (per-CPU array of one entry) */
+struct bw_settled_cpu {
+	struct bw_settled slot[BW_SETTLED_SLOTS];
+};
+
+/* bw_epochs[ifindex % BW_EPOCH_SLOTS] (a global array): bumped when a settled MAC's frame is
+ * not forwarded or a MAC changes VLAN; one cache line each, read by every settled frame */
+struct bw_epoch {
+	__u64 n;
+	__u64 pad[7];
+};
+
 /* global event limiter (per CPU) */
 struct bw_limiter {
 	__u64 win_start_ns;
@@ -87,5 +122,8 @@ _Static_assert(sizeof(struct bw_key) == 12, "bw_key layout");
 _Static_assert(sizeof(struct bw_mac_stats) == 136, "bw_mac_stats layout");
 _Static_assert(sizeof(struct bw_event) == 32, "bw_event layout");
 _Static_assert(sizeof(struct bw_limiter) == 16, "bw_limiter layout");
+_Static_assert(sizeof(struct bw_settled) == 48, "bw_settled layout");
+_Static_assert(sizeof(struct bw_epoch) == 64, "bw_epoch layout");
+_Static_assert(sizeof(struct bw_settled_cpu) == 48 * BW_SETTLED_SLOTS, "bw_settled_cpu layout");
 
 #endif /* BRIDGEWATCH_H */

@@ -31,6 +31,7 @@ export const STATS = [
   'drop_ringbuf',
   'insert_fail',
   'port_full',
+  'settled',
 ] as const;
 export type StatName = (typeof STATS)[number];
 
@@ -57,7 +58,7 @@ export const MAC_STATS: StructLayout = {
     f('win_events', 128, 4),
     f('vlan', 132, 2),
     f('first_state', 134, 1),
-    f('pad', 135, 1),
+    f('settled', 135, 1),
   ],
 };
 
@@ -84,7 +85,38 @@ export const LIMITER: StructLayout = {
   fields: [f('win_start_ns', 0, 8), f('events', 8, 8)],
 };
 
-export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER];
+export const SETTLED: StructLayout = {
+  name: 'bw_settled',
+  size: 48,
+  fields: [
+    f('ifindex', 0, 4),
+    f('mac', 4, 6),
+    f('vlan', 10, 2),
+    f('pad', 12, 4),
+    f('first_ns', 16, 8),
+    f('epoch', 24, 8),
+    f('jiffies', 32, 8),
+    f('frames', 40, 8),
+  ],
+};
+
+/** BW_SETTLED_BITS: a CPU has 1 << this many slots. */
+export const SETTLED_BITS = 8;
+
+/** The one entry of bw_settled: a CPU's slots. */
+export const SETTLED_CPU: StructLayout = {
+  name: 'bw_settled_cpu',
+  size: SETTLED.size << SETTLED_BITS,
+  fields: [f('slot', 0, SETTLED.size << SETTLED_BITS)],
+};
+
+export const EPOCH: StructLayout = {
+  name: 'bw_epoch',
+  size: 64,
+  fields: [f('n', 0, 8), f('pad', 8, 56)],
+};
+
+export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH];
 
 /** What a BTF struct looks like, as read from the object. */
 export interface BtfStruct {
@@ -230,5 +262,25 @@ export function decodeEvent(b: Buffer): BpfEvent {
     vlan: b.readUInt16LE(off(EVENT, 'vlan')),
     portState: b.readUInt8(off(EVENT, 'port_state')),
     len: b.readUInt32LE(off(EVENT, 'len')),
+  };
+}
+
+/** The bw_settled slot of {ifindex, mac}, as the kernel computes it (bridgewatch.h). */
+export const settledSlot = (ifindex: number, mac: Uint8Array): number => (mac[4] ^ mac[5] ^ ifindex) & ((1 << SETTLED_BITS) - 1);
+
+/** One CPU's bw_settled slot: frames of kind other counted there instead of in the entry. */
+export interface SettledSlot {
+  ifindex: number;
+  mac: string;
+  firstNs: bigint;
+  frames: number;
+}
+
+export function decodeSettled(b: Buffer, at = 0): SettledSlot {
+  return {
+    ifindex: b.readUInt32LE(at + off(SETTLED, 'ifindex')),
+    mac: macToString(b.subarray(at + off(SETTLED, 'mac'))),
+    firstNs: b.readBigUInt64LE(at + off(SETTLED, 'first_ns')),
+    frames: Number(b.readBigUInt64LE(at + off(SETTLED, 'frames'))),
   };
 }

@@ -23,7 +23,7 @@ import { btfDatasec, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
 export type { MacEntry } from './abi.js';
-import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type MacEntry, type MacStats, type StatName } from './abi.js';
 
 export const PROG_NAME = 'tc_ingress';
 // fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
@@ -123,7 +123,7 @@ export class BpfCollection {
     };
     this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
-    this.tables = new KernelTables(this.maps, l.num_possible_cpus() as number);
+    this.tables = new KernelTables({ ...this.maps, settled: mapFd('bw_settled') }, l.num_possible_cpus() as number);
     this.ownedHooks = new OwnedHooks(stateDir);
   }
 
@@ -395,6 +395,9 @@ function checkMapSizes(obj: unknown): void {
   const v = l.map_value_size(m) as number;
   if (k !== KEY.size || v !== MAC_STATS.size)
     throw new BridgewatchError('ELAYOUT', `check map bw_port_macs: key ${k} value ${v} bytes, contract says ${KEY.size} and ${MAC_STATS.size}`);
+  const settled = l.find_map(obj, 'bw_settled');
+  const sv = settled ? (l.map_value_size(settled) as number) : 0;
+  if (sv !== SETTLED_CPU.size) throw new BridgewatchError('ELAYOUT', `check map bw_settled: value ${sv} bytes, contract says ${SETTLED_CPU.size}`);
 }
 
 /** Whether the kernel knows tcx links (BPF_TCX_INGRESS, Linux 6.6+). */

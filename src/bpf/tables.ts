@@ -1,8 +1,26 @@
-// Reading and trimming the kernel's tables: the {port, MAC} LRU map, the per-port MAC counts and
-// the per-CPU counters. Reads are batched where the kernel allows (one syscall per 1024 entries).
+// Reading and trimming the kernel's tables: the {port, MAC} LRU map (with the frames the settled
+// path counted in its per-CPU slots added in), the per-port MAC counts and the per-CPU counters.
+// Reads are batched where the kernel allows (one syscall per 1024 entries).
 import { BridgewatchError, errnoError } from '../errors.js';
 import { strerror } from '../sys/libc.js';
-import { decodeEntry, decodeMacStats, encodeKey, KEY, MAC_STATS, macFromString, STATS, type MacEntry, type MacStats, type StatName } from './abi.js';
+import {
+  decodeEntry,
+  decodeMacStats,
+  decodeSettled,
+  encodeKey,
+  KEY,
+  MAC_STATS,
+  macFromString,
+  macToString,
+  SETTLED,
+  SETTLED_BITS,
+  settledSlot,
+  STATS,
+  type MacEntry,
+  type MacStats,
+  type SettledSlot,
+  type StatName,
+} from './abi.js';
 import { libbpf } from './libbpf.js';
 
 const sys = (what: string, e: number) => errnoError(what, e, strerror);
@@ -11,6 +29,8 @@ export interface TableFds {
   macs: number;
   stats: number;
   portCount: number;
+  /** bw_settled: per-CPU slots of the settled path */
+  settled: number;
 }
 
 export class KernelTables {
@@ -22,18 +42,26 @@ export class KernelTables {
     private readonly ncpu: number,
   ) {}
 
-  /** Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key. */
+  /**
+   * Every {port, MAC} entry in the kernel: batched (one syscall per 1024), else key by key, with
+   * the frames the settled path counted per CPU added in.
+   */
   macs(): MacEntry[] {
     this.countsAtScan = this.portCounts(); // for syncPortCounts: what the scan cannot have seen
+    let out: MacEntry[] | undefined;
     if (this.batch) {
       try {
-        return this.macsBatched();
+        out = this.macsBatched();
       } catch (e) {
         if ((e as BridgewatchError).code !== 'ENOTSUP') throw e;
         this.batch = false; // kernel without batch ops on this map type
       }
     }
-    return this.macsByKey();
+    out ??= this.macsByKey();
+    // slots after entries: a slot flushed in between is missed once, never counted twice
+    const settled = this.settledFrames();
+    if (settled.size) for (const e of out) addSettled(e, settled.get(settledKey(e.ifindex, e.mac, e.firstNs)) ?? 0);
+    return out;
   }
 
   private macsBatched(): MacEntry[] {
@@ -74,7 +102,37 @@ export class KernelTables {
 
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
     const val = Buffer.alloc(MAC_STATS.size);
-    return (libbpf().map_lookup_elem(this.fds.macs, encodeKey(ifindex, mac), val) as number) === 0 ? decodeMacStats(val) : undefined;
+    if ((libbpf().map_lookup_elem(this.fds.macs, encodeKey(ifindex, mac), val) as number) !== 0) return undefined;
+    const e = decodeMacStats(val);
+    const want = settledKey(ifindex, macToString(mac), e.firstNs);
+    let n = 0;
+    for (const s of this.settledSlots(settledSlot(ifindex, mac))) if (settledKey(s.ifindex, s.mac, s.firstNs) === want) n += s.frames;
+    addSettled(e, n);
+    return e;
+  }
+
+  /** Frames counted by the settled path, summed over CPUs, by {port, MAC, entry}. */
+  private settledFrames(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.settledSlots()) {
+      const k = settledKey(s.ifindex, s.mac, s.firstNs);
+      out.set(k, (out.get(k) ?? 0) + s.frames);
+    }
+    return out;
+  }
+
+  /** Used slots of bw_settled on every CPU (its one entry holds one CPU's slots); all, or slot `only`. */
+  private settledSlots(only?: number): SettledSlot[] {
+    const n = 1 << SETTLED_BITS;
+    const val = Buffer.alloc(SETTLED.size * n * this.ncpu);
+    if ((libbpf().map_lookup_elem(this.fds.settled, Buffer.alloc(4), val) as number) !== 0) return [];
+    const out: SettledSlot[] = [];
+    for (let cpu = 0; cpu < this.ncpu; cpu++)
+      for (let i = only ?? 0; i < (only === undefined ? n : only + 1); i++) {
+        const at = (cpu * n + i) * SETTLED.size;
+        if (val.readUInt32LE(at + SETTLED_AT.ifindex) && val.readBigUInt64LE(at + SETTLED_AT.frames)) out.push(decodeSettled(val, at));
+      }
+    return out;
   }
 
   /**
@@ -127,7 +185,7 @@ export class KernelTables {
     return n;
   }
 
-  /** Global counters, summed over CPUs. */
+  /** Global counters, summed over CPUs; `frames` includes the settled ones. */
   stats(): Record<StatName, number> {
     const l = libbpf();
     const key = Buffer.alloc(4);
@@ -140,7 +198,17 @@ export class KernelTables {
         for (let cpu = 0; cpu < this.ncpu; cpu++) sum += val.readBigUInt64LE(8 * cpu);
       out[name] = Number(sum);
     });
+    out.frames += out.settled; // the settled path counts only its own
     return out;
   }
+}
 
+const settledKey = (ifindex: number, mac: string, firstNs: bigint) => `${ifindex}|${mac}|${firstNs}`;
+const fieldAt = (name: string) => SETTLED.fields.find((f) => f.name === name)!.offset;
+const SETTLED_AT = { ifindex: fieldAt('ifindex'), frames: fieldAt('frames') };
+
+function addSettled(e: MacStats, n: number): void {
+  if (!n) return;
+  e.kinds.other += n;
+  e.frames += n;
 }

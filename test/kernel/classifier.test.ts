@@ -33,6 +33,7 @@ const stats = (o: Partial<ReturnType<BpfCollection['stats']>>) => ({
   drop_ringbuf: 0,
   insert_fail: 0,
   port_full: 0,
+  settled: 0,
   ...o,
 });
 

@@ -161,13 +161,13 @@ describe('layout contract', () => {
     } catch {
       ctx.skip('clang not installed: cannot build a drifted object');
     }
-    // same size, so only the field-by-field BTF check can notice: first_state/pad now precede vlan
+    // same size, so only the field-by-field BTF check can notice: first_state/settled now precede vlan
     const dir = tempStateDir();
     cpSync(join(PACKAGE_ROOT, 'bpf'), join(dir, 'bpf'), { recursive: true });
     const h = join(dir, 'bpf/bridgewatch.h');
     const orig = readFileSync(h, 'utf8');
     const drifted = orig.replace(
-      /(\t__u16 vlan;[^\n]*\n)(\t__u8 first_state;[^\n]*\n\t__u8 pad;\n)/,
+      /(\t__u16 vlan;[^\n]*\n)(\t__u8 first_state;[^\n]*\n\t__u8 settled;[^\n]*\n)/,
       (_, vlan: string, rest: string) => rest + vlan,
     );
     expect(drifted).not.toBe(orig);
@@ -180,7 +180,7 @@ describe('layout contract', () => {
         `check layout of ${path}: ` +
           'struct bw_mac_stats: field vlan at offset 134 size 2, contract says offset 132 size 2; ' +
           'struct bw_mac_stats: field first_state at offset 132 size 1, contract says offset 134 size 1; ' +
-          'struct bw_mac_stats: field pad at offset 133 size 1, contract says offset 135 size 1',
+          'struct bw_mac_stats: field settled at offset 133 size 1, contract says offset 135 size 1',
       ),
     );
   });
