@@ -9,17 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { BpfCollection } from '../src/bpf/loader.js';
 import { inNetns } from '../src/sys/netns.js';
 import { Daemon, ifindexes, median, Netns, sleep, TapBurst } from './attach-rig.js';
+import type { Figure } from './harness.js';
 
-export interface Figure {
-  id: string;
-  label: string;
-  value: number;
-  unit: string;
-  target: string;
-  met: boolean;
-  samples: number[];
-  detail?: string;
-}
 
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const spread = (xs: number[]) => `${r2(Math.min(...xs))}–${r2(Math.max(...xs))}`;

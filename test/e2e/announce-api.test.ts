@@ -2,7 +2,6 @@
 // runs in a namespace of our own with br0, a veth uplink whose peer tcpdump watches, and a guest
 // tap carrying two MACs; each accepted request must put exactly its RARPs, QEMU's bytes, out of
 // the uplink, and a dry run none. (The refusals, 4xx, are in test/unit/http.test.ts.)
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/dae
 import { ipv4Frame, mac, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing as kernelMissing } from '../helpers/kernel.js';
-import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
+import { cleanupAll, bridgeWithUplink, TestNetns, tempStateDir } from '../helpers/netns.js';
 
 const missingTools = ['curl', 'tcpdump'].filter((b) => !findExecutable(b));
 const skip =
@@ -44,14 +43,7 @@ interface Rig {
 
 /** br0 with uplink up0 (peer up0p outside it), tap0 joined first and then carrying M1 and M2: on time, nothing to heal. */
 async function rig(tag: string, args: string[]): Promise<Rig> {
-  const ns = new TestNetns(tag);
-  execFileSync('ip', ['netns', 'exec', ns.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-  ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
-  ns.ip('link', 'set', 'br0', 'up');
-  ns.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p');
-  ns.ip('link', 'set', 'up0', 'master', 'br0');
-  ns.ip('link', 'set', 'up0', 'up');
-  ns.ip('link', 'set', 'up0p', 'up');
+  const ns = bridgeWithUplink(tag);
   const tokenFile = join(dir, `token-${tag}`);
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--api-token-file', tokenFile, '--announce-rounds', String(ROUNDS), ...args]);

@@ -1,7 +1,6 @@
 // The source side of a migration, end to end: the built daemon in a namespace of our own follows
 // the bridge's FDB notifications. A guest that leaves (its tap deleted, its MAC then arriving from
 // the fabric) counts one move to the uplink; a MAC bouncing between a tap and the uplink flaps.
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PacketSocket } from '../../src/sys/packet.js';
 import type { PortView } from '../../src/tracker/types.js';
@@ -10,7 +9,7 @@ import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/dae
 import { arp, mac } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing as kernelMissing } from '../helpers/kernel.js';
-import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
+import { cleanupAll, bridgeWithUplink, TestNetns, tempStateDir } from '../helpers/netns.js';
 
 const skip = cliMissing() || kernelMissing.bpf || kernelMissing.tun || kernelMissing.bridge;
 const guests: Guest[] = [];
@@ -35,14 +34,7 @@ describe.skipIf(!!skip)('source side: guest MACs moving between guest ports and 
   const learnedOn = (m: string, port: string) => until(`br0 learns ${m} on ${port}`, async () => fdbPort(ns, m), (p) => p === port, 2000, 10);
 
   beforeAll(async () => {
-    ns = new TestNetns('moves');
-    execFileSync('ip', ['netns', 'exec', ns.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-    ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
-    ns.ip('link', 'set', 'br0', 'up');
-    ns.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p');
-    ns.ip('link', 'set', 'up0', 'master', 'br0');
-    ns.ip('link', 'set', 'up0', 'up');
-    ns.ip('link', 'set', 'up0p', 'up');
+    ns = bridgeWithUplink('moves');
     peer = ns.ifindex('up0p');
     fabric = ns.run(() => new PacketSocket());
   });

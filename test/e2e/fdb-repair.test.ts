@@ -3,7 +3,6 @@
 // must be told the guest is now behind the tap. The built daemon in a namespace of our own, a real
 // bridge, taps held open, broadcasts from "the fabric" written into the uplink's peer, and the
 // kernel's own FDB (`bridge -j fdb`) as the independent witness.
-import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { announceOffsets, ANNOUNCE_DEFAULTS } from '../../src/announce/schedule.js';
@@ -14,7 +13,7 @@ import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/dae
 import { arp, mac } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing as kernelMissing } from '../helpers/kernel.js';
-import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
+import { cleanupAll, bridgeWithUplink, TestNetns, tempStateDir } from '../helpers/netns.js';
 
 const skip = cliMissing() || kernelMissing.bpf || kernelMissing.tun || kernelMissing.bridge || kernelMissing.bridgeBtf;
 const LAST_ROUND_MS = announceOffsets(ANNOUNCE_DEFAULTS).at(-1)!;
@@ -65,14 +64,7 @@ describe.skipIf(!!skip)('heal: the local bridge delivers the guest MAC to its po
   }
 
   beforeAll(async () => {
-    ns = new TestNetns('fdb');
-    execFileSync('ip', ['netns', 'exec', ns.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-    ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
-    ns.ip('link', 'set', 'br0', 'up');
-    ns.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p');
-    ns.ip('link', 'set', 'up0', 'master', 'br0');
-    ns.ip('link', 'set', 'up0', 'up');
-    ns.ip('link', 'set', 'up0p', 'up');
+    ns = bridgeWithUplink('fdb');
     uplinkPeer = ns.ifindex('up0p');
     fabric = ns.run(() => new PacketSocket());
     d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir()]);
@@ -154,13 +146,7 @@ describe.skipIf(!!skip)('heal: the local bridge delivers the guest MAC to its po
 
 describe.skipIf(!!skip)('heal in dry-run: the FDB repair is only described', () => {
   it('logs what it would move and counts dry_run, leaving the entry on the uplink', async () => {
-    const ns = new TestNetns('fdbdry');
-    ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
-    ns.ip('link', 'set', 'br0', 'up');
-    ns.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p');
-    ns.ip('link', 'set', 'up0', 'master', 'br0');
-    ns.ip('link', 'set', 'up0', 'up');
-    ns.ip('link', 'set', 'up0p', 'up');
+    const ns = bridgeWithUplink('fdbdry');
     const sock = ns.run(() => new PacketSocket());
     const d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--announce', 'dry-run']);
     try {

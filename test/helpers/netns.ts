@@ -1,7 +1,7 @@
 // Throwaway network namespaces (and state dirs) for kernel tests. Names start with `bwt-` so a
 // leftover is easy to spot; every one is registered and removed by cleanupAll() even on failure.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { c } from '../../src/sys/libc.js';
@@ -76,4 +76,22 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_
     if (Date.now() > end) throw new Error(`wait for ${what}: timed out after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A quiet namespace (no IPv6 chatter) holding bridge br0 with a veth uplink up0 whose peer up0p
+ * stays outside the bridge, where "the fabric" sends and captures.
+ */
+export function bridgeWithUplink(tag: string): TestNetns {
+  const ns = new TestNetns(tag);
+  ns.run(() => {
+    for (const k of ['all', 'default']) writeFileSync(`/proc/sys/net/ipv6/conf/${k}/disable_ipv6`, '1');
+  });
+  ns.ip('link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0');
+  ns.ip('link', 'set', 'br0', 'up');
+  ns.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p');
+  ns.ip('link', 'set', 'up0', 'master', 'br0');
+  ns.ip('link', 'set', 'up0', 'up');
+  ns.ip('link', 'set', 'up0p', 'up');
+  return ns;
 }
