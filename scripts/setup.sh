@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # lab: curl (reads the daemon's API inside a namespace); tests: tcpdump tshark prometheus
 # (promtool) python3-yaml
 want=(clang llvm libbpf-dev libbpf1 libpcap0.8 bpftool iproute2 curl tcpdump tshark prometheus python3-yaml make g++ python3)
-[[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86)
+# --with-qemu: also the kernel-matrix VM (test/vm/run.sh): busybox-static for its initramfs,
+# kmod for depmod/modprobe of the Debian kernel's modules
+[[ " $* " == *" --with-qemu "* ]] && want+=(qemu-system-x86 busybox-static kmod)
 
 missing=()
 for p in "${want[@]}"; do
