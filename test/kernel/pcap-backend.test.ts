@@ -77,8 +77,8 @@ function backend(o: Partial<PcapBackendOptions> = {}): PcapBackend {
 
 /** The kernel program on the same device, when this kernel can run it. */
 function reference(w: World, dev = 'tap0'): { bpf: BpfCollection; poll: () => BpfEvent[] } | undefined {
-  if (missing.bpf || missing.bridgeBtf) return undefined;
-  const bpf = loadBpf(w.ns);
+  if (missing.kfunc || missing.bridgeBtf) return undefined; // the kernel's own port state is the reference
+  const bpf = loadBpf(w.ns, { portState: 'kernel' });
   const ev = bpfEvents(bpf);
   w.ns.run(() => bpf.attach(w.ns.ifindex(dev), dev));
   return { bpf, poll: ev.poll };
