@@ -15,7 +15,8 @@ want=(clang llvm libbpf-dev libbpf1 libpcap0.8 bpftool iproute2 curl tcpdump tsh
 with_qemu=false
 [[ " $* " == *" --with-qemu "* ]] && with_qemu=true
 # guest image: busybox-static (its /init and tools), cpio (the initramfs), xz-utils (unpacks the kernel)
-$with_qemu && want+=(qemu-system-x86 busybox-static cpio xz-utils)
+# kernel-matrix VM (test/vm/run.sh): kmod for depmod/modprobe of the Debian kernel's modules
+$with_qemu && want+=(qemu-system-x86 busybox-static cpio xz-utils kmod)
 
 missing=()
 for p in "${want[@]}"; do

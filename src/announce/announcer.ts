@@ -95,11 +95,14 @@ export class Announcer {
     }
     const mine = new Set<NodeJS.Timeout>();
     this.timers.set(t.mac, mine);
+    // in order even when a round waits (the FDB repair, a VLAN read) past the next one's offset
+    let chain: Promise<void> = Promise.resolve();
     announceOffsets(this.d.params).forEach((offset, round) => {
       const timer = setTimeout(() => {
         mine.delete(timer);
         if (!mine.size && this.timers.get(t.mac) === mine) this.timers.delete(t.mac);
-        void this.round(t, reason, round, mine);
+        const run = () => this.round(t, reason, round, mine);
+        chain = chain.then(run, run);
       }, offset);
       mine.add(timer);
     });

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import ts from 'typescript';
-import { BPF_OBJECT, PACKAGE_ROOT } from '../../src/paths.js';
+import { BPF_OBJECT, BPF_OBJECT_STATEMAP, PACKAGE_ROOT } from '../../src/paths.js';
 import { tempStateDir, type TestNetns } from './netns.js';
 
 /** Transpile src/<entry>.ts and its relative imports into dir/src; returns dir. */
@@ -33,7 +33,8 @@ const CHILD = `
 import { BpfCollection } from './src/bpf/loader.js';
 import { c } from './src/sys/libc.js';
 const [mode, stateDir, dev] = process.argv.slice(2);
-const bpf = BpfCollection.load({ mode, stateDir });
+// statemapPath: with an explicit object the loader falls back only to a twin it is given
+const bpf = BpfCollection.load({ mode, stateDir, statemapPath: process.env.BW_STATEMAP });
 bpf.attach(c.if_nametoindex(dev), dev);
 process.stdout.write('attached\\n');
 setInterval(() => {}, 60_000);
@@ -46,7 +47,7 @@ export async function attachAndKill(ns: TestNetns, dev: string, mode: 'tc' | 'tc
   writeFileSync(script, CHILD);
   const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, script, mode, stateDir, dev], {
     stdio: 'pipe',
-    env: { ...process.env, BRIDGEWATCH_BPF_OBJECT: BPF_OBJECT },
+    env: { ...process.env, BRIDGEWATCH_BPF_OBJECT: BPF_OBJECT, BW_STATEMAP: BPF_OBJECT_STATEMAP },
   });
   let out = '';
   let err = '';

@@ -4,15 +4,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'vitest';
 import type { BpfEvent } from '../../src/bpf/abi.js';
 import { EventReader } from '../../src/bpf/events.js';
-import { BpfCollection, tcxSupported, type LoadOptions } from '../../src/bpf/loader.js';
+import { BpfCollection, type LoadOptions } from '../../src/bpf/loader.js';
 import { BridgewatchError } from '../../src/errors.js';
-import { BPF_OBJECT } from '../../src/paths.js';
+import { BPF_OBJECT, BPF_OBJECT_STATEMAP } from '../../src/paths.js';
 import { netnsExists } from '../../src/sys/netns.js';
 import { TestNetns, tempStateDir } from './netns.js';
 
-export type Feature = 'bpf' | 'tcx' | 'tun' | 'bridge' | 'bridgeBtf';
+/**
+ * bpf: some build of the program loads (tests of classification, maps, attach);
+ * kfunc: the kernel build loads (bpf_cast_to_kern_ctx and CO-RE reads of skb->dev, Linux 6.3+),
+ *   so "forwarding" is the kernel's own port state at each frame;
+ * statemap: the build for older kernels loads (port states from a map user space writes);
+ * tcx: BPF_TCX_INGRESS links (Linux 6.6+); without them attach is a clsact filter;
+ * vlanFiltering: bridges with vlan_filtering 1 (CONFIG_BRIDGE_VLAN_FILTERING).
+ */
+export type Feature = 'bpf' | 'kfunc' | 'statemap' | 'tcx' | 'tun' | 'bridge' | 'bridgeBtf' | 'vlanFiltering';
 
-function btfHas(name: string): boolean {
+/** Does the kernel's BTF (vmlinux, or the bridge module's) name `name` (a type or a kfunc)? */
+export function btfHas(name: string): boolean {
   const needle = Buffer.from(`\0${name}\0`);
   return ['vmlinux', 'bridge'].some((f) => {
     const p = `/sys/kernel/btf/${f}`;
@@ -20,23 +29,43 @@ function btfHas(name: string): boolean {
   });
 }
 
+/** Load one build and close it: its attach mode, or why the kernel refused it. */
+function tryBuild(portState: 'kernel' | 'netlink'): { mode: 'tcx' | 'tc' } | { refused: string } {
+  try {
+    const bpf = BpfCollection.load({ stateDir: tempStateDir(), portState });
+    const mode = bpf.mode;
+    bpf.close();
+    return { mode };
+  } catch (e) {
+    // a contract drift or a bug is ours, not the kernel's: let it fail loudly
+    if (!(e instanceof BridgewatchError) || e.code === 'ELAYOUT') throw e;
+    return { refused: e.message };
+  }
+}
+
 function probe(): Partial<Record<Feature, string>> {
   // a missing build is our failure, not the kernel's: let it fail loudly
-  if (!existsSync(BPF_OBJECT)) throw new Error(`${BPF_OBJECT} missing: run bash scripts/setup.sh`);
+  for (const o of [BPF_OBJECT, BPF_OBJECT_STATEMAP]) if (!existsSync(o)) throw new Error(`${o} missing: run bash scripts/setup.sh`);
   const out: Partial<Record<Feature, string>> = {};
-  try {
-    BpfCollection.load({ stateDir: tempStateDir() }).close();
-    if (!tcxSupported()) out.tcx = 'tcx (BPF_TCX_INGRESS links, Linux 6.6+)';
-  } catch (e) {
-    if (!(e instanceof BridgewatchError) || e.code !== 'ENOTSUP') throw e;
-    out.bpf = out.tcx = `BPF TC classifier with BTF/CO-RE and kfunc bpf_cast_to_kern_ctx (${e.message})`;
-  }
+  const kernel = tryBuild('kernel');
+  const statemap = tryBuild('netlink');
+  if ('refused' in kernel) out.kfunc = `kfunc bpf_cast_to_kern_ctx (Linux 6.3+): the kernel build does not load (${kernel.refused})`;
+  if ('refused' in statemap) out.statemap = `BPF TC classifier with BTF/CO-RE: the statemap build does not load (${statemap.refused})`;
+  const loaded = 'mode' in kernel ? kernel : 'mode' in statemap ? statemap : undefined;
+  if (!loaded) out.bpf = out.tcx = `BPF TC classifier with BTF/CO-RE (${out.statemap})`;
+  else if (loaded.mode !== 'tcx') out.tcx = 'tcx (BPF_TCX_INGRESS links, Linux 6.6+)';
   if (!existsSync('/dev/net/tun')) out.tun = 'tun/tap (/dev/net/tun)';
   const ns = new TestNetns('probe');
   try {
     ns.ip('link', 'add', 'br0', 'type', 'bridge');
+    try {
+      ns.ip('link', 'add', 'br1', 'type', 'bridge', 'vlan_filtering', '1');
+    } catch {
+      out.vlanFiltering = 'bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)';
+    }
   } catch (e) {
     out.bridge = `Linux bridge (${(e as Error).message})`;
+    out.vlanFiltering = out.bridge;
   } finally {
     ns.delete();
   }

@@ -25,6 +25,7 @@ import { cleanupAll, TestNetns } from '../helpers/netns.js';
 import { sampleValue } from '../helpers/daemon-metrics.js';
 import { vlanFilteringSupported } from '../helpers/watch-env.js';
 import { emptySource } from '../helpers/metrics-source.js';
+import { scaled } from '../helpers/time-scale.js';
 
 /** Schedule tolerance at the capture: each frame within ±30 ms of QEMU's offset from the first. */
 const TOLERANCE_MS = 30;
@@ -64,6 +65,7 @@ function rig(o: {
   conflicts?: Set<string>;
   filtering?: boolean;
   vlans?: () => Promise<Map<string, PortVlans>>;
+  beforeFirstRound?: AnnouncerDeps['beforeFirstRound'];
 }): Rig {
   const registry = new Registry();
   const metrics = new Metrics(registry, noSource, { version: 'test', kernel: 'test', mode: 'ebpf' }, o.mode ?? 'on');
@@ -83,6 +85,7 @@ function rig(o: {
     activeElsewhere: (m) => (o.conflicts?.has(m) ? [ifindex.tap1] : []),
     metrics,
     onSent: (i, m, _ts, detail) => sent.push({ ifindex: i, mac: m, detail }),
+    beforeFirstRound: o.beforeFirstRound,
     log: { info: (obj, msg) => logs.push({ msg, o: obj }), warn: (obj, msg) => logs.push({ msg, o: obj }) },
   };
   const a = new Announcer(deps);
@@ -331,6 +334,23 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
     }
   });
 
+  it('a first round that waits (the FDB repair) past the next offsets still goes first; the rest follow in order', async () => {
+    const sentDuringRepair: number[] = [];
+    const r: Rig = rig({
+      uplinks: ['up1'],
+      beforeFirstRound: async () => {
+        await sleep(250); // past the offsets of rounds 2 (50 ms) and 3 (200 ms)
+        sentDuringRepair.push(r.sent.length);
+      },
+    });
+    const cap = await capture(['up1']);
+    r.a.announce(target(), 'late_attach');
+    await sleep(SCHEDULE_MS + 250);
+    expect((await cap.stop()).up1).toHaveLength(5);
+    expect(sentDuringRepair, 'frames sent before the repair finished').toEqual([0]);
+    expect(r.sent.map((x) => x.detail.split(' via ')[0])).toEqual(['round 1', 'round 2', 'round 3', 'round 4', 'round 5']);
+  });
+
   it('stop() cancels the rounds not sent yet', async () => {
     const r = rig({ uplinks: ['up1'] });
     const cap = await capture(['up1']);
@@ -442,7 +462,10 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
         announcers.push(a);
         const caps = await Promise.all(['trunk', 'access', 'other'].map((n) => startCapture(v.name, `${n}p`, join(dir, `v-${n}.pcap`), [], 'in')));
         a.announce({ ifindex: tap.ifindex, port: 'tap0', bridge: 'br0', mac: MAC }, 'late_attach');
-        await sleep(SCHEDULE_MS);
+        // each round reads the table: wait for the 10 frames, not a fixed time
+        const sent = async () => sampleValue(await registry.metrics(), 'bridgewatch_rarp_sent_total', { bridge: 'br0', reason: 'late_attach' });
+        for (const end = Date.now() + scaled(SCHEDULE_MS * 3); (await sent()) !== 10 && Date.now() < end; ) await sleep(20);
+        await sleep(SCHEDULE_MS - announceOffsets(ANNOUNCE_DEFAULTS).at(-1)!); // the last frames reach the capture
         const [trunk, access, other] = await Promise.all(caps.map(async (c) => rarps((await c.stop()).packets)));
         expect(trunk.map((p) => hex(p.data))).toEqual(Array(5).fill(hex(withVlanTag(rarpFrame(MAC), 100))));
         expect(access.map((p) => hex(p.data))).toEqual(Array(5).fill(hex(rarpFrame(MAC))));

@@ -77,7 +77,7 @@ function backend(o: Partial<PcapBackendOptions> = {}): PcapBackend {
 
 /** The kernel program on the same device (tests that use it require 'bpf' and 'bridgeBtf'). */
 function reference(w: World, dev = 'tap0'): { bpf: BpfCollection; poll: () => BpfEvent[] } {
-  const bpf = loadBpf(w.ns);
+  const bpf = loadBpf(w.ns, { portState: 'kernel' }); // the kernel's own port state is the reference
   const ev = bpfEvents(bpf);
   w.ns.run(() => bpf.attach(w.ns.ifindex(dev), dev));
   return { bpf, poll: ev.poll };
@@ -140,7 +140,7 @@ describe('pcap backend on a real tap and bridge', () => {
   });
 
   it('records what the kernel program on the same tap records for those frames, times within a millisecond', async (ctx) => {
-    requires(ctx, 'tun', 'bridge', 'bpf', 'bridgeBtf');
+    requires(ctx, 'tun', 'bridge', 'kfunc', 'bridgeBtf');
     const w = world();
     const ref = reference(w);
     const { after } = await beforeAndAfterJoin(w);
@@ -203,7 +203,7 @@ describe('pcap backend on a real tap and bridge', () => {
   });
 
   it('records what the kernel program records for tagged, jumbo and flooded frames', async (ctx) => {
-    requires(ctx, 'tun', 'bridge', 'bpf', 'bridgeBtf');
+    requires(ctx, 'tun', 'bridge', 'kfunc', 'bridgeBtf');
     const w = world();
     const ref = reference(w);
     await taggedAndFlooded(w);
