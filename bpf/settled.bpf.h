@@ -27,8 +27,12 @@ static __always_inline struct bw_settled *slot_at(__u32 idx)
 {
 	__u32 zero = 0;
 	struct bw_settled_cpu *c = bpf_map_lookup_elem(&bw_settled, &zero);
+	__u64 i = idx;
 
-	return c ? &c->slot[idx & (BW_SETTLED_SLOTS - 1)] : 0;
+	/* mask in a 64-bit register right before the pointer math: 6.1's verifier loses the
+	 * bounds of a mask clang folded into 32-bit ops ("unbounded min value") */
+	asm volatile("%[i] &= %[m]" : [i] "+r"(i) : [m] "i"(BW_SETTLED_SLOTS - 1));
+	return c ? &c->slot[i] : 0;
 }
 
 /* a global array, not a map: a plain load on the hot path, no lookup */
