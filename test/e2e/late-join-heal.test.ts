@@ -98,10 +98,17 @@ describe.skipIf(!!skip)('bridgewatch run heals a late join with the build and at
   }, scaled(30_000));
 
   it('loads the build and attaches the way this kernel allows, and says so', async () => {
-    const loaded = d.logs().find((l) => l.msg === 'bpf loaded');
-    expect(loaded).toMatchObject({ attach: missing.tcx ? 'tc' : 'tcx', portState: missing.kfunc ? 'netlink' : 'kernel' });
-    const fellBack = d.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('port states come from rtnetlink'));
-    expect(fellBack).toBe(!!missing.kfunc);
+    const loaded = d.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('bpf loaded'));
+    expect(loaded, 'one line says which build and attach mode run').toHaveLength(1);
+    const attach = missing.tcx ? 'tc' : 'tcx';
+    expect(loaded[0]).toMatchObject(
+      missing.kfunc
+        ? { build: 'statemap', attach, portState: 'netlink', level: 30 }
+        : { build: 'kfunc', attach, portState: 'kernel', level: 30 },
+    );
+    expect(String(loaded[0]!.msg)).toContain(missing.kfunc ? 'port states from rtnetlink' : 'read in the kernel at each frame');
+    // the statemap build says why the kernel build did not load
+    expect(typeof loaded[0]!.why === 'string').toBe(!!missing.kfunc);
   });
 
   it('late join: counted, FDB entry moved to the guest port before the first RARP, QEMU RARP x5 on the uplink', async () => {
