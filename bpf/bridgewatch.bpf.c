@@ -21,6 +21,7 @@ const volatile __u64 ev_window_ns = 1000000000ULL; /* rate limit window */
 const volatile __u32 ev_per_mac = 32;              /* events per {port, mac} per window */
 const volatile __u64 ev_per_cpu = 4096;            /* events per CPU per window, all ports */
 const volatile __u32 max_macs_per_port = 0;        /* MACs recorded per port, 0 = no limit */
+const volatile __u32 arm_await = 0;                /* a new MAC is watched on the uplinks at once */
 
 /* keeps struct bw_event in BTF (ring buffers carry no value type) for the layout check */
 const volatile struct bw_event bw_event_layout = {};
@@ -90,6 +91,7 @@ static __always_inline void stat_inc(__u32 idx)
 
 #include "port_state.bpf.h"
 #include "settled.bpf.h"
+#include "uplink.bpf.h"
 
 static __always_inline int is_garp(void *data, void *data_end, __u32 off)
 {
@@ -286,6 +288,8 @@ static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *
 			stat_inc(BW_STAT_NEW_MACS);
 			port_count_inc(key.ifindex);
 			flags |= BW_EV_FIRST;
+			if (arm_await)
+				await_arm(key.mac); /* before the frame can leave by an uplink */
 		}
 		st = bpf_map_lookup_elem(&bw_port_macs, &key);
 		if (!st) {

@@ -21,6 +21,8 @@ enum bw_event_flags {
 	BW_EV_FIRST = 1,      /* first frame of this MAC on this port */
 	BW_EV_FORWARDING = 2, /* the port was a forwarding bridge port at that instant */
 	BW_EV_BRIDGE_PORT = 4,/* the device was a bridge port (any state) */
+	BW_EV_FABRIC_IN = 8,  /* uplink ingress: first unicast frame to an awaited guest MAC */
+	BW_EV_UPLINK_OUT = 16,/* uplink egress: first frame from an awaited guest MAC */
 };
 
 /* port_state values: BR_STATE_* (0 disabled .. 4 blocking), or NOT_BRIDGE_PORT */
@@ -76,6 +78,20 @@ struct bw_event {
 	__u8 pad;
 	__u32 len;       /* frame length */
 	__u32 pad2;
+};
+
+/* key of bw_await: a guest MAC awaiting the fabric (convergence, bpf/uplink.bpf.h) */
+struct bw_await_key {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* value of bw_await; user space inserts it zeroed, the uplink programs fill it once */
+struct bw_await {
+	__u64 out_ns;      /* first frame from the MAC out of an uplink, 0 = none yet */
+	__u64 in_ns;       /* first unicast frame to the MAC into an uplink, 0 = none yet */
+	__u32 out_ifindex;
+	__u32 in_ifindex;
 };
 
 /*

@@ -3,6 +3,7 @@
 import type { BpfEvent, MacEntry, MacStats, StatName } from './bpf/abi.js';
 import { BpfCollection, type Attachment, type LoadOptions } from './bpf/loader.js';
 import { EventReader } from './bpf/events.js';
+import type { AwaitTable } from './bpf/await.js';
 
 export interface ObserveBackend {
   readonly mode: 'ebpf' | 'pcap';
@@ -26,6 +27,16 @@ export interface ObserveBackend {
   /** deliver what is pending now, synchronously */
   poll(): void;
   close(): void;
+  /** convergence on the uplinks (eBPF only; the libpcap fallback has none) */
+  readonly fabric?: FabricWatch;
+}
+
+/** The uplink programs and the MACs they watch for (src/bpf/await.ts, bpf/uplink.bpf.h). */
+export interface FabricWatch {
+  attachUplink(ifindex: number, ifname: string): void;
+  detachUplink(ifindex: number): void;
+  uplinkAttachments(): { ifindex: number; ifname: string }[];
+  readonly awaits: AwaitTable;
 }
 
 export class EbpfBackend implements ObserveBackend {
@@ -35,6 +46,10 @@ export class EbpfBackend implements ObserveBackend {
 
   constructor(opts: LoadOptions) {
     this.bpf = BpfCollection.load(opts);
+  }
+
+  get fabric(): FabricWatch {
+    return this.bpf;
   }
 
   get maxMacs(): number {

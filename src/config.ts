@@ -46,6 +46,7 @@ export interface Config {
   stateDir: string;
   flapMoves: number;
   flapWindowMs: number;
+  convergeTimeoutMs: number;
   libvirtDir: string;
   kubevirt: 'auto' | 'off';
   identityFile: string;
@@ -85,6 +86,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxEvents', flag: 'max-events', kind: 'int', default: 4096, min: 16, max: 1_000_000, help: 'recent timeline events kept for /api/v1/events' },
   { key: 'stateDir', flag: 'state-dir', kind: 'string', default: '/run/bridgewatch', help: 'runtime state (clsact hooks created, for crash cleanup)' },
   { key: 'flapMoves', flag: 'flap-moves', kind: 'int', default: 3, min: 1, max: 1000, help: 'a guest MAC flaps when its bridge FDB entry moves between a guest port and an uplink more than this many times within --flap-window' },
+  { key: 'convergeTimeoutMs', flag: 'converge-timeout', kind: 'duration', default: '30s', min: 0, max: 3_600_000, help: 'a guest whose frames went out of an uplink this long ago with no unicast frame for it coming back is unconverged (0: no convergence watch, no uplink programs)' },
   { key: 'flapWindowMs', flag: 'flap-window', kind: 'duration', default: '60s', min: 1000, max: 86_400_000, help: 'the window of --flap-moves' },
   { key: 'libvirtDir', flag: 'libvirt-dir', kind: 'string', default: '/run/libvirt/qemu', help: 'libvirt status XML directory: VM names of guest ports (used when it exists; off: never)' },
   { key: 'kubevirt', flag: 'kubevirt', kind: 'enum', default: 'auto', allowed: ['auto', 'off'], help: 'name guest ports after the KubeVirt VMI whose virt-launcher (in /proc: needs the host PID namespace) shares their network namespace' },

@@ -12,7 +12,11 @@ import { systemClock, type Clock, type PortState as TrackerState } from './track
 import { Metrics, type MetricsSource } from './metrics/metrics.js';
 import { PortWatcher } from './ports/watcher.js';
 import type { PortEvent } from './ports/types.js';
-import { defaultRules, validateRules } from './ports/match.js';
+import { defaultRules, isUplink, validateRules } from './ports/match.js';
+import { ConvergenceTracker } from './tracker/convergence.js';
+import { migrationView, type MigrationPage } from './tracker/convergence-view.js';
+import { vmView } from './identity/present.js';
+import type { BpfEvent } from './bpf/abi.js';
 import { Healer } from './announce/healer.js';
 import { lockNetns } from './sys/netns-lock.js';
 import { PacketSocket } from './sys/packet.js';
@@ -44,6 +48,8 @@ const attachReason = (e: unknown): string => {
   return 'kernel';
 };
 
+const vmOrNull = (id: Parameters<typeof vmView>[0] | undefined) => (id ? vmView(id) : null);
+
 export class Daemon {
   readonly registry = new Registry();
   readonly tracker: Tracker;
@@ -56,6 +62,8 @@ export class Daemon {
   private rtnl: RtnlRequester | undefined;
   private fdbWatch: FdbWatch | undefined;
   private readonly moves: MoveTracker;
+  /** per-arrival convergence (undefined: --converge-timeout 0, or no eBPF) */
+  convergence: ConvergenceTracker | undefined;
   private fdbBad = 0;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly cfg: Config;
@@ -80,6 +88,7 @@ export class Daemon {
       maxPorts: c.maxPorts,
       maxMacsPerPort: c.maxMacsPerPort,
       maxEvents: c.maxEvents,
+      facts: (f) => this.convergence?.fact(f),
       sink: {
         // forwards to metrics, created just below
         portJoined: (b) => this.metrics.portJoined(b),
@@ -125,11 +134,16 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
+    const c = this.cfg;
     await this.identity.start(); // first: a bad --identity-file stops us before anything is attached
     this.unlock = lockNetns(); // before attaching anything: see netns-lock.ts
     this.bpf = await this.openBackend();
+    const fabric = this.bpf?.fabric;
+    if (fabric && c.convergeTimeoutMs > 0)
+      this.convergence = new ConvergenceTracker({ clock: this.clock, watch: fabric.awaits, sink: this.metrics, timeoutMs: c.convergeTimeoutMs });
+    else if (c.convergeTimeoutMs > 0 && this.bpf) this.log.warn('no convergence watch with libpcap capture (it needs the uplink programs)');
     this.bpf?.startEvents(
-      (ev) => this.tracker.frame(ev),
+      (ev) => (ev.uplink ? this.onUplink(ev) : this.tracker.frame(ev)),
       (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'event record not applied'),
     );
     if (this.bpf) this.metrics.setBuild({ version: VERSION, kernel: release(), mode: this.bpf.mode });
@@ -167,6 +181,8 @@ export class Daemon {
     let ticks = 0;
     this.tickTimer = setInterval(() => {
       this.tracker.tick();
+      this.bpf?.poll(); // armings the kernel made are adopted before the sweep
+      this.convergence?.tick();
       // evictions lower the per-port MAC counts only when the map is read: read it even unscraped
       if (++ticks % 10 === 0) this.syncKernel(API_SYNC_MS);
     }, 1000);
@@ -186,7 +202,8 @@ export class Daemon {
           mode: c.attach,
           stateDir: c.stateDir,
           portState: c.bpfPortState,
-          tunables: { macsPerPort: c.maxMacsPerPort },
+          // with --observe-uplinks the program also runs on uplinks, whose MACs are other hosts'
+          tunables: { macsPerPort: c.maxMacsPerPort, armAwait: c.convergeTimeoutMs > 0 && !c.observeUplinks },
         });
         // one line for the operator: which build and attach mode run, and why
         const why = bpf.bpf.fallbackReason;
@@ -222,6 +239,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.convergence?.clear();
     this.identity.stop();
     this.healer.stop();
     this.subscribed = false;
@@ -246,6 +264,7 @@ export class Daemon {
       ports: () => (this.syncKernel(API_SYNC_MS), this.tracker.portViews().map((p) => withVm(p, this.identity))),
       port: (name) => (this.syncKernel(API_SYNC_MS), withVm(this.tracker.portView(name), this.identity)),
       events: (since, limit) => this.tracker.events(since, limit),
+      migrations: (since, limit) => this.migrations(since, limit),
       announce: (req) => this.healer.manual(req),
       apiToken: this.cfg.apiToken || undefined,
     };
@@ -321,6 +340,7 @@ export class Daemon {
     // kernel events that happened before this netlink fact are applied first
     this.bpf?.poll();
     const tsNs = this.tellKernel(ev);
+    if (ev.type !== 'deleted') this.followUplink(ev.ifindex, ev.type === 'unwatched' ? undefined : ev.link);
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {
@@ -383,12 +403,47 @@ export class Daemon {
     if (!port || !bridge) return; // a port or bridge outside the watch rules
     const move = this.moves.learned({ bridge: bridge.name, mac: n.mac, vlan: n.vlan, port: port.name, guest: port.guest, tsMs: this.clock.wallMs() });
     if (!move) return;
+    if (move.direction === 'to_uplink') this.convergence?.left(n.mac, this.clock.monoNs());
     this.metrics.fdbMove(move.bridge, move.direction, move.flap);
     const detail = `${move.direction === 'to_uplink' ? 'left this host' : 'arrived'}: from ${move.from}${move.flap ? ' (flapping)' : ''}`;
     this.tracker.fdbMoved(n.ifindex, n.mac, this.clock.monoNs(), detail);
     const log = { mac: n.mac, bridge: move.bridge, vlan: n.vlan || undefined, from: move.from, to: move.to, direction: move.direction };
     if (move.flap) this.log.warn(log, 'guest MAC is flapping between a guest port and an uplink');
     else this.log.info(log, 'guest MAC moved');
+  }
+
+  /** The convergence programs sit on every uplink of a watched bridge while convergence is on. */
+  private followUplink(ifindex: number, link: { name: string; bridged: boolean; guest: boolean } | undefined): void {
+    const fabric = this.bpf?.fabric;
+    if (!fabric || !this.convergence) return;
+    const want = link !== undefined && isUplink(link, this.cfg.uplinks);
+    const has = fabric.uplinkAttachments().some((u) => u.ifindex === ifindex);
+    try {
+      if (want && !has) fabric.attachUplink(ifindex, link.name);
+      else if (!want && has) fabric.detachUplink(ifindex);
+    } catch (e) {
+      this.metrics.attachError(attachReason(e));
+      this.log.warn({ port: link?.name ?? ifindex, err: (e as Error).message }, want ? 'uplink attach failed: no convergence through it' : 'uplink detach failed');
+    }
+  }
+
+  /** An uplink program saw an awaited guest MAC go out, or the fabric deliver to it. */
+  private onUplink(ev: BpfEvent): void {
+    this.convergence?.uplink(ev.uplink!, ev.mac, ev.ifindex, ev.tsNs);
+  }
+
+  /** Arrivals for GET /api/v1/migrations. */
+  private migrations(since: number, limit: number): MigrationPage {
+    const conv = this.convergence;
+    if (!conv) return { migrations: [], next: since, dropped: 0, enabled: false };
+    const page = conv.page(since, limit);
+    const name = (ifindex: number | undefined) => (ifindex ? (this.watcher.link(ifindex)?.name ?? `ifindex ${ifindex}`) : undefined);
+    return {
+      enabled: true,
+      next: page.next,
+      dropped: page.dropped,
+      migrations: page.arrivals.map((a) => migrationView(a, this.clock, name, vmOrNull(this.identity.of(a.port, [a.mac])))),
+    };
   }
 
   private observed(guest: boolean): boolean {
@@ -475,6 +530,10 @@ export class Daemon {
       guests: () => guestFacts(this.identity, this.tracker),
       identityErrors: () => this.identity.errors(),
       refused: () => ({ ports: this.tracker.stats.portsRefused, macs: this.tracker.stats.macsRefused, timeline: this.tracker.eventsDropped }),
+      convergence: () => ({
+        counts: this.convergence?.counts() ?? new Map(),
+        unconverged: (this.convergence?.unconverged() ?? []).filter((a) => a.bridge).map(({ bridge, port, mac }) => ({ bridge, port, mac })),
+      }),
     };
   }
 }

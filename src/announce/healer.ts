@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { BridgewatchError } from '../errors.js';
 import type { AnnounceRequest, AnnounceResult } from './requests.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { globMatch } from '../ports/match.js';
+import { isUplink } from '../ports/match.js';
 import type { PortWatcher } from '../ports/watcher.js';
 import { BridgeFdb } from '../ports/fdb.js';
 import type { RtnlRequester } from '../sys/rtnl-request.js';
@@ -174,9 +174,6 @@ export class Healer {
 
   /** RARP targets: the bridge's ports matching --uplinks, else its non-guest ports. */
   private uplinks(bridge: string): { ifindex: number; name: string }[] {
-    const globs = this.d.cfg.uplinks;
-    return this.d.watcher
-      .links()
-      .filter((l) => l.bridged && l.masterName === bridge && (globs.length ? globs.some((g) => globMatch(g, l.name)) : !l.guest));
+    return this.d.watcher.links().filter((l) => l.masterName === bridge && isUplink(l, this.d.cfg.uplinks));
   }
 }

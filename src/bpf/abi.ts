@@ -18,6 +18,8 @@ export const ANNOUNCE_KINDS: readonly Kind[] = ['rarp', 'garp', 'na', 'legacy'];
 export const EV_FIRST = 1;
 export const EV_FORWARDING = 2;
 export const EV_BRIDGE_PORT = 4;
+export const EV_FABRIC_IN = 8;
+export const EV_UPLINK_OUT = 16;
 export const STATE_UNKNOWN = 0xfe;
 export const STATE_NOT_BRIDGE_PORT = 0xff;
 export const BR_STATES = ['disabled', 'listening', 'learning', 'forwarding', 'blocking'] as const;
@@ -116,7 +118,19 @@ export const EPOCH: StructLayout = {
   fields: [f('n', 0, 8), f('pad', 8, 56)],
 };
 
-export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH];
+export const AWAIT_KEY: StructLayout = {
+  name: 'bw_await_key',
+  size: 8,
+  fields: [f('mac', 0, 6), f('pad', 6, 2)],
+};
+
+export const AWAIT: StructLayout = {
+  name: 'bw_await',
+  size: 24,
+  fields: [f('out_ns', 0, 8), f('in_ns', 8, 8), f('out_ifindex', 16, 4), f('in_ifindex', 20, 4)],
+};
+
+export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH, AWAIT_KEY, AWAIT];
 
 /** What a BTF struct looks like, as read from the object. */
 export interface BtfStruct {
@@ -246,6 +260,9 @@ export interface BpfEvent {
   vlan: number;
   portState: number;
   len: number;
+  /** set by the uplink programs: 'in' = first unicast to an awaited guest MAC from the fabric,
+   * 'out' = that guest's first frame out of an uplink; ifindex is then the uplink's */
+  uplink?: 'in' | 'out';
 }
 
 export function decodeEvent(b: Buffer): BpfEvent {
@@ -262,6 +279,30 @@ export function decodeEvent(b: Buffer): BpfEvent {
     vlan: b.readUInt16LE(off(EVENT, 'vlan')),
     portState: b.readUInt8(off(EVENT, 'port_state')),
     len: b.readUInt32LE(off(EVENT, 'len')),
+    ...(flags & EV_FABRIC_IN ? { uplink: 'in' as const } : flags & EV_UPLINK_OUT ? { uplink: 'out' as const } : {}),
+  };
+}
+
+/** What the uplink programs wrote for an awaited MAC (bw_await); 0n: not seen yet. */
+export interface AwaitState {
+  outNs: bigint;
+  inNs: bigint;
+  outIfindex: number;
+  inIfindex: number;
+}
+
+export function encodeAwaitKey(mac: Uint8Array): Buffer {
+  const b = Buffer.alloc(AWAIT_KEY.size);
+  Buffer.from(mac).copy(b, off(AWAIT_KEY, 'mac'), 0, 6);
+  return b;
+}
+
+export function decodeAwait(b: Buffer): AwaitState {
+  return {
+    outNs: b.readBigUInt64LE(off(AWAIT, 'out_ns')),
+    inNs: b.readBigUInt64LE(off(AWAIT, 'in_ns')),
+    outIfindex: b.readUInt32LE(off(AWAIT, 'out_ifindex')),
+    inIfindex: b.readUInt32LE(off(AWAIT, 'in_ifindex')),
   };
 }
 

@@ -3,6 +3,7 @@
 import koffi from 'koffi';
 
 export const BPF_TCX_INGRESS = 46; // not in libbpf 1.1 / older uapi headers
+export const BPF_TCX_EGRESS = 47;
 export const BPF_TC_INGRESS = 1;
 export const BPF_TC_EGRESS = 2;
 export const BPF_TC_F_REPLACE = 1;

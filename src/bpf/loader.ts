@@ -6,7 +6,10 @@ import { BridgewatchError, errnoError } from '../errors.js';
 import { BPF_OBJECT, BPF_OBJECT_STATEMAP } from '../paths.js';
 import { c, errno as lastErrno, strerror } from '../sys/libc.js';
 import {
+  BPF_TC_EGRESS,
   BPF_TC_F_REPLACE,
+  BPF_TC_INGRESS,
+  BPF_TCX_EGRESS,
   BPF_TCX_INGRESS,
   destroyClsact,
   libbpf,
@@ -22,6 +25,7 @@ import {
 import { btfDatasec, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
+import { AwaitTable } from './await.js';
 export type { MacEntry } from './abi.js';
 import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type MacEntry, type MacStats, type StatName } from './abi.js';
 
@@ -29,6 +33,9 @@ export const PROG_NAME = 'tc_ingress';
 // fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
 export const TC_HANDLE = 0xb3d0;
 export const TC_PRIORITY = 0xb3d0 & 0xffff;
+// the uplink programs' filters (convergence), on both sides of an uplink
+export const UPLINK_HANDLE = 0xb3d1;
+export const UPLINK_PRIORITY = 0xb3d1 & 0xffff;
 
 export type AttachMode = 'auto' | 'tcx' | 'tc';
 
@@ -54,8 +61,10 @@ export interface Tunables {
   eventsPerCpu: number;
   /** MACs recorded per port (0 = no limit), so one port cannot flood the shared LRU */
   macsPerPort: number;
+  /** arm each new MAC's convergence watch in the kernel at its first frame (guest ports only) */
+  armAwait: boolean;
 }
-export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096, macsPerPort: 0 };
+export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096, macsPerPort: 0, armAwait: false };
 
 export interface LoadOptions {
   objectPath?: string;
@@ -90,8 +99,13 @@ interface Live extends Attachment {
   createdHook?: boolean; // tc: we created the clsact qdisc
 }
 
+interface LiveUplink {
+  ifname: string;
+  fds?: [number, number]; // tcx links: ingress, egress
+}
+
 export class BpfCollection {
-  readonly maps: { macs: number; events: number; stats: number; portCount: number };
+  readonly maps: { macs: number; events: number; stats: number; portCount: number; await: number; awaitN: number };
   readonly maxMacs: number;
   /** where the program learns "forwarding at this instant": skb->dev, or a map from rtnetlink */
   readonly portState: 'kernel' | 'netlink';
@@ -100,6 +114,10 @@ export class BpfCollection {
   private obj: unknown;
   private readonly progFd: number;
   private readonly live = new Map<number, Live>();
+  private readonly uplinks = new Map<number, LiveUplink>();
+  private readonly uplinkFds: { in: number; out: number };
+  /** guest MACs the uplink programs watch for (convergence) */
+  readonly awaits: AwaitTable;
   private readonly ownedHooks: OwnedHooks;
   private readonly tables: KernelTables;
   private attachMode: 'tcx' | 'tc';
@@ -121,7 +139,17 @@ export class BpfCollection {
       if (!m) throw new BridgewatchError('ELAYOUT', `find map ${name}: not in the BPF object`);
       return l.map_fd(m) as number;
     };
-    this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
+    this.maps = {
+      macs: mapFd('bw_port_macs'),
+      events: mapFd('bw_events'),
+      stats: mapFd('bw_stats'),
+      portCount: mapFd('bw_port_count'),
+      await: mapFd('bw_await'),
+      awaitN: mapFd('bw_await_n'),
+    };
+    const progFd = (name: string) => check(`find program ${name}`, l.prog_fd(l.find_prog(obj, name)) as number);
+    this.uplinkFds = { in: progFd('tc_uplink_in'), out: progFd('tc_uplink_out') };
+    this.awaits = new AwaitTable(this.maps.await, this.maps.awaitN, l.map_max_entries(l.find_map(obj, 'bw_await')) as number);
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.tables = new KernelTables({ ...this.maps, settled: mapFd('bw_settled') }, l.num_possible_cpus() as number);
     this.ownedHooks = new OwnedHooks(stateDir);
@@ -257,21 +285,98 @@ export class BpfCollection {
       c.close(live.fd); // the kernel removes a tcx link when its last fd closes
       return;
     }
-    // our own qdisc goes, and our filter with it: one rtnl round trip instead of two
-    const rc = live.createdHook
+    // our own qdisc goes, and our filter with it: one rtnl round trip instead of two (unless the
+    // uplink programs share it: --observe-uplinks)
+    const dropHook = live.createdHook && !this.uplinks.has(ifindex);
+    const rc = dropHook
       ? destroyClsact(ifindex)
       : (libbpf().tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number);
-    if (live.createdHook) this.ownedHooks.mark(ifindex, false);
+    if (dropHook) this.ownedHooks.mark(ifindex, false);
     if (rc < 0 && rc !== -2 && rc !== -19 && rc !== -22) throw sys(`detach tc ingress on ${live.ifname}`, -rc);
   }
 
   /** Forget a device that the kernel already removed (its hooks died with it). */
   forget(ifindex: number): void {
+    const up = this.uplinks.get(ifindex);
+    this.uplinks.delete(ifindex);
+    for (const fd of up?.fds ?? []) c.close(fd);
     const live = this.live.get(ifindex);
-    if (!live) return;
     this.live.delete(ifindex);
-    if (live.fd !== undefined) c.close(live.fd);
-    if (live.createdHook) this.ownedHooks.mark(ifindex, false);
+    if (live?.fd !== undefined) c.close(live.fd);
+    if (live || up) this.ownedHooks.mark(ifindex, false);
+  }
+
+  /** Uplinks carrying the convergence programs. */
+  uplinkAttachments(): { ifindex: number; ifname: string }[] {
+    return [...this.uplinks].map(([ifindex, u]) => ({ ifindex, ifname: u.ifname }));
+  }
+
+  /**
+   * The convergence programs on both sides of an uplink (bpf/uplink.bpf.h): idle unless a guest
+   * MAC awaits the fabric. Attaching again replaces ours.
+   */
+  attachUplink(ifindex: number, ifname = `ifindex ${ifindex}`): void {
+    this.assertOpen();
+    if (this.uplinks.has(ifindex)) this.detachUplink(ifindex);
+    if (this.mode === 'tcx') {
+      const l = libbpf();
+      const fin = l.link_create(this.uplinkFds.in, ifindex, BPF_TCX_INGRESS, null) as number;
+      if (fin < 0) throw sys(`attach tcx ingress (uplink) on ${ifname}`, -fin);
+      const fout = l.link_create(this.uplinkFds.out, ifindex, BPF_TCX_EGRESS, null) as number;
+      if (fout < 0) {
+        c.close(fin);
+        throw sys(`attach tcx egress (uplink) on ${ifname}`, -fout);
+      }
+      this.uplinks.set(ifindex, { ifname, fds: [fin, fout] });
+      return;
+    }
+    const l = libbpf();
+    const rc = quietly(() => l.tc_hook_create(tcHook(ifindex)) as number);
+    if (rc < 0 && rc !== -17) throw sys(`attach tc (uplink) on ${ifname}`, -rc);
+    if (rc === 0) this.ownedHooks.mark(ifindex, true);
+    for (const [side, fd] of [[BPF_TC_INGRESS, this.uplinkFds.in], [BPF_TC_EGRESS, this.uplinkFds.out]] as const) {
+      const opts = tcOpts({ progFd: fd, flags: BPF_TC_F_REPLACE, handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY });
+      const arc = l.tc_attach(tcHook(ifindex, side), opts) as number;
+      if (arc < 0) {
+        this.uplinks.set(ifindex, { ifname }); // so the detach below removes what did attach
+        this.detachUplink(ifindex);
+        throw sys(`attach tc ${side === BPF_TC_EGRESS ? 'egress' : 'ingress'} (uplink) on ${ifname}`, -arc);
+      }
+    }
+    this.uplinks.set(ifindex, { ifname });
+  }
+
+  /** Remove the convergence programs from an uplink; a device already gone is not an error. */
+  detachUplink(ifindex: number): void {
+    const up = this.uplinks.get(ifindex);
+    if (!up) return;
+    this.uplinks.delete(ifindex);
+    if (up.fds) {
+      for (const fd of up.fds) c.close(fd);
+      return;
+    }
+    const l = libbpf();
+    const gone = (rc: number) => rc === -2 || rc === -19 || rc === -22;
+    if (this.ownedHooks.has(ifindex) && !this.live.has(ifindex)) {
+      const rc = destroyClsact(ifindex);
+      this.ownedHooks.mark(ifindex, false);
+      if (rc < 0 && !gone(rc)) throw sys(`detach tc (uplink) on ${up.ifname}`, -rc);
+      return;
+    }
+    for (const side of [BPF_TC_INGRESS, BPF_TC_EGRESS]) {
+      const rc = quietly(() => l.tc_detach(tcHook(ifindex, side), tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY })) as number);
+      if (rc < 0 && !gone(rc)) throw sys(`detach tc (uplink) on ${up.ifname}`, -rc);
+    }
+  }
+
+  /** Program ids of ours on an uplink, by side (tests and `status`). */
+  queryUplink(ifindex: number): { ingress: boolean; egress: boolean } {
+    const l = libbpf();
+    const has = (side: number) => {
+      const opts = tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY });
+      return quietly(() => l.tc_query(tcHook(ifindex, side), opts) as number) === 0 && tcOptsProgId(opts) !== 0;
+    };
+    return { ingress: has(BPF_TC_INGRESS), egress: has(BPF_TC_EGRESS) };
   }
 
   /** Programs on ifindex's ingress: tcx programs and our clsact filter. */
@@ -343,6 +448,13 @@ export class BpfCollection {
   /** Detach everything and unload. Idempotent. */
   close(): void {
     if (!this.obj) return;
+    for (const ifindex of [...this.uplinks.keys()]) {
+      try {
+        this.detachUplink(ifindex);
+      } catch {
+        this.forget(ifindex);
+      }
+    }
     for (const ifindex of [...this.live.keys()]) {
       try {
         this.detach(ifindex);
@@ -363,7 +475,7 @@ export class BpfCollection {
     const l = libbpf();
     // usually there is no clsact at all: the kernel's complaint is the expected answer
     quietly(() => l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })));
-    if (this.ownedHooks.has(ifindex)) {
+    if (this.ownedHooks.has(ifindex) && !this.uplinks.has(ifindex)) {
       destroyClsact(ifindex);
       this.ownedHooks.mark(ifindex, false);
     }
@@ -386,6 +498,7 @@ function setTunables(obj: unknown, btf: unknown, t: Tunables): void {
   put('ev_per_mac', BigInt(t.eventsPerMac));
   put('ev_per_cpu', BigInt(t.eventsPerCpu));
   put('max_macs_per_port', BigInt(t.macsPerPort));
+  put('arm_await', t.armAwait ? 1n : 0n);
 }
 
 function checkMapSizes(obj: unknown): void {

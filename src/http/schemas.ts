@@ -40,6 +40,18 @@ const mac = {
   },
 } as const;
 
+const vmSchema = {
+  type: ['object', 'null'],
+  properties: {
+    name: str,
+    uuid: str,
+    namespace: str,
+    source: str,
+    domain: str,
+    project: { type: 'object', properties: { uuid: str, name: str } },
+  },
+} as const;
+
 export const portSchema = {
   type: 'object',
   properties: {
@@ -55,17 +67,7 @@ export const portSchema = {
     forwardingSince: { type: ['string', 'null'] },
     macs: { type: 'array', items: mac },
     timeline: { type: 'array', items: fact },
-    vm: {
-      type: ['object', 'null'],
-      properties: {
-        name: str,
-        uuid: str,
-        namespace: str,
-        source: str,
-        domain: str,
-        project: { type: 'object', properties: { uuid: str, name: str } },
-      },
-    },
+    vm: vmSchema,
   },
 } as const;
 
@@ -84,6 +86,44 @@ export const eventsQuery = {
 export const eventsSchema = {
   type: 'object',
   properties: { events: { type: 'array', items: fact }, next: int, dropped: int },
+} as const;
+
+const milestone = {
+  type: ['object', 'null'],
+  properties: { at: str, afterFirstFrame: { type: 'number' }, uplink: str },
+} as const;
+
+export const migrationsSchema = {
+  type: 'object',
+  properties: {
+    enabled: { type: 'boolean' },
+    migrations: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          seq: int,
+          port: str,
+          bridge: str,
+          mac: str,
+          vm: vmSchema,
+          state: str,
+          convergenceSeconds: nullableNum,
+          firstFrameAt: str,
+          firstAnnouncement: milestone,
+          joined: milestone,
+          forwarding: milestone,
+          firstRarpSent: milestone,
+          firstUplinkOut: milestone,
+          firstFabricUnicast: milestone,
+          endedAt: { type: ['string', 'null'] },
+          detail: { type: ['string', 'null'] },
+        },
+      },
+    },
+    next: int,
+    dropped: int,
+  },
 } as const;
 
 export const portParams = {

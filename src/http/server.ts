@@ -3,7 +3,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { PortView, FactView } from '../tracker/types.js';
 import type { AnnounceRequest, AnnounceResult } from '../announce/requests.js';
-import { announceBody, announceReply, errorSchema, eventsQuery, eventsSchema, portParams, portSchema, portsSchema } from './schemas.js';
+import { announceBody, announceReply, errorSchema, eventsQuery, eventsSchema, migrationsSchema, portParams, portSchema, portsSchema } from './schemas.js';
+import type { MigrationPage } from '../tracker/convergence-view.js';
 
 export type { AnnounceRequest, AnnounceResult };
 
@@ -13,6 +14,8 @@ export interface HttpDeps {
   ports(): PortView[];
   port(name: string): PortView | undefined;
   events(since: number, limit: number): { events: FactView[]; next: number; dropped: number };
+  /** guest arrivals and their convergence, cursor-paged like events */
+  migrations?(since: number, limit: number): MigrationPage;
   announce?(req: AnnounceRequest): AnnounceResult | Promise<AnnounceResult>;
   apiToken?: string;
   /** pino logger for requests; none when absent (tests) */
@@ -74,6 +77,16 @@ export function buildServer(deps: HttpDeps): FastifyInstance {
       for (const k of ['since', 'limit'] as const)
         if (!Number.isSafeInteger(req.query[k])) return reply.code(400).send({ error: `querystring/${k} must be a finite integer`, statusCode: 400 });
       return deps.events(req.query.since, req.query.limit);
+    },
+  );
+
+  app.get<{ Querystring: { since: number; limit: number } }>(
+    '/api/v1/migrations',
+    { schema: { querystring: eventsQuery, response: { 200: migrationsSchema } } },
+    async (req, reply) => {
+      for (const k of ['since', 'limit'] as const)
+        if (!Number.isSafeInteger(req.query[k])) return reply.code(400).send({ error: `querystring/${k} must be a finite integer`, statusCode: 400 });
+      return deps.migrations?.(req.query.since, req.query.limit) ?? { enabled: false, migrations: [], next: req.query.since, dropped: 0 };
     },
   );
 

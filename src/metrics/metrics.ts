@@ -19,6 +19,8 @@ export const ATTACH_ERROR_REASONS = ['device_gone', 'permission', 'unsupported',
 export const UNRECORDED_REASONS = ['bad_source', 'port_full', 'insert_fail'] as const;
 /** why a guest's bridge FDB entry was not moved to its port: the entry's kind, dry-run, or a failure */
 export const FDB_SKIP_REASONS = ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] as const;
+/** why an arrival's convergence was not measured (src/tracker/convergence.ts) */
+export const UNJUDGED_REASONS = ['quiet', 'gone', 'not_watched'] as const;
 
 export interface BridgeFacts {
   name: string;
@@ -60,6 +62,8 @@ export interface MetricsSource {
   identityErrors?(): Record<(typeof IDENTITY_SOURCES)[number], number>;
   ready(): boolean;
   refused(): { ports: number; macs: number; timeline: number };
+  /** guests awaiting the fabric per bridge, and the unconverged ones */
+  convergence?(): { counts: Map<string, { awaiting: number; unconverged: number }>; unconverged: { bridge: string; port: string; mac: string }[] };
 }
 
 export type AnnounceMode = 'on' | 'dry-run' | 'off';
@@ -157,6 +161,22 @@ export class Metrics implements TrackerSink {
       fdbMoves: counter('fdb_moves_total', 'A guest MAC\'s bridge FDB entry moved between a local guest port and an uplink (to_uplink: the guest left this host; to_guest: it is here).', ['bridge', 'direction'] as const),
       flaps: counter('mac_flaps_total', 'Guest MACs whose FDB entry crossed between guest port and uplink more than --flap-moves times within --flap-window.', ['bridge'] as const),
       fdbSkipped: counter('fdb_repair_skipped_total', 'Bridge FDB entries of a healed guest left where they were, by reason.', ['reason'] as const),
+      convergence: histogram('convergence_seconds', 'Guest arrivals on this host: the guest\'s first frame to the first unicast frame for it from the fabric (uplink ingress).', ['bridge'] as const),
+      unjudged: counter('convergence_unjudged_total', 'Guest arrivals whose convergence was not measured: quiet (no frame of theirs left by an uplink), gone (port deleted or guest left first), not_watched (watch list full).', ['bridge', 'reason'] as const),
+      unconverged: gauge('guests_unconverged', 'Guests whose frames left by an uplink --converge-timeout ago or more with no unicast frame for them coming back.', ['bridge'] as const, (g) => {
+        g.reset();
+        const c = src.convergence?.().counts;
+        for (const b of self.bridgesKnown) g.set({ bridge: b }, c?.get(b)?.unconverged ?? 0);
+      }),
+      awaiting: gauge('guests_awaiting_convergence', 'Arrived guests watched on the uplinks, not yet converged nor unconverged.', ['bridge'] as const, (g) => {
+        g.reset();
+        const c = src.convergence?.().counts;
+        for (const b of self.bridgesKnown) g.set({ bridge: b }, c?.get(b)?.awaiting ?? 0);
+      }),
+      guestUnconverged: gauge('guest_unconverged', 'One series per unconverged guest (bounded by the watch list); join on (instance, port) with guest_info for the VM.', ['bridge', 'port', 'mac'] as const, (g) => {
+        g.reset();
+        for (const u of src.convergence?.().unconverged ?? []) g.set(u, 1);
+      }),
       conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
     };
     this.c.buildInfo.set({ ...build }, 1);
@@ -231,15 +251,17 @@ export class Metrics implements TrackerSink {
       if (kind !== 'other') for (const delivered of ['true', 'false']) this.c.announcements.inc({ bridge, kind, delivered }, 0);
     }
     for (const reason of ['late_attach', 'manual']) this.c.rarpSent.inc({ bridge, reason }, 0);
-    for (const h of [this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce]) h.zero(b);
+    for (const reason of UNJUDGED_REASONS) this.c.unjudged.inc({ bridge, reason }, 0);
+    for (const h of [this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce, this.c.convergence]) h.zero(b);
   }
 
   bridgeGone(bridge: string): void {
     if (!this.bridgesKnown.delete(bridge)) return;
     const b = { bridge };
     for (const direction of MOVE_DIRECTIONS) this.c.fdbMoves.remove({ bridge, direction });
-    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce])
+    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce, this.c.convergence])
       m.remove(b);
+    for (const reason of UNJUDGED_REASONS) this.c.unjudged.remove({ bridge, reason });
     for (const kind of KINDS) {
       this.c.before.remove({ bridge, kind });
       for (const delivered of ['true', 'false']) this.c.announcements.remove({ bridge, kind, delivered });
@@ -307,5 +329,13 @@ export class Metrics implements TrackerSink {
   }
   fdbRepairSkipped(reason: (typeof FDB_SKIP_REASONS)[number]): void {
     this.c.fdbSkipped.inc({ reason });
+  }
+
+  // ---- ConvergenceSink ----
+  converged(bridge: string, seconds: number): void {
+    this.c.convergence.observe({ bridge }, seconds);
+  }
+  ended(bridge: string, reason: (typeof UNJUDGED_REASONS)[number]): void {
+    this.c.unjudged.inc({ bridge, reason });
   }
 }

@@ -80,6 +80,11 @@ export function globMatch(glob: string, name: string): boolean {
   return globToRegExp(glob).test(name);
 }
 
+/** An uplink of its bridge: a bridged port matching --uplinks, else any bridged non-guest port. */
+export function isUplink(l: { name: string; bridged: boolean; guest: boolean }, uplinkGlobs: readonly string[]): boolean {
+  return l.bridged && (uplinkGlobs.length ? uplinkGlobs.some((g) => globMatch(g, l.name)) : !l.guest);
+}
+
 /** What the matcher needs to know about a non-bridge device. */
 export interface PortFacts {
   name: string;

@@ -27,6 +27,8 @@ export interface TrackerOptions {
   maxMacsPerPort?: number;
   timelinePerPort?: number;
   maxEvents?: number;
+  /** every fact, as it is made (consumers that follow the timeline: convergence) */
+  facts?: (f: Fact) => void;
 }
 
 
@@ -47,6 +49,7 @@ export class Tracker {
   private readonly ports = new Map<number, PortTrack>();
   private readonly deltas = new KernelDeltas();
   private readonly log: Ring<Fact>;
+  private readonly onFact: ((f: Fact) => void) | undefined;
   private seq = 0;
 
   constructor(o: TrackerOptions = {}) {
@@ -57,6 +60,7 @@ export class Tracker {
     this.maxMacs = o.maxMacsPerPort ?? 64;
     this.timelineLen = o.timelinePerPort ?? 64;
     this.log = new Ring<Fact>(o.maxEvents ?? 4096);
+    this.onFact = o.facts;
   }
 
   get eventsDropped(): number {
@@ -474,6 +478,7 @@ export class Tracker {
     const fact: Fact = { seq: ++this.seq, tsNs, ifindex: port.ifindex, port: port.name, ...f };
     port.timeline.push(fact);
     this.log.push(fact);
+    this.onFact?.(fact);
   }
 
 }
