@@ -91,7 +91,6 @@ static __always_inline void stat_inc(__u32 idx)
 
 #include "port_state.bpf.h"
 #include "settled.bpf.h"
-#include "uplink.bpf.h"
 
 static __always_inline int is_garp(void *data, void *data_end, __u32 off)
 {
@@ -164,6 +163,8 @@ static __always_inline __u8 classify(void *data, void *data_end, __u16 *vlan)
 	}
 	return BW_KIND_OTHER;
 }
+
+#include "uplink.bpf.h" /* uses classify() */
 
 static __always_inline int port_has_room(__u32 ifindex)
 {

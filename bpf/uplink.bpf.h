@@ -86,6 +86,14 @@ static __always_inline int uplink(struct __sk_buff *ctx, int in)
 	/* once per arming; two CPUs racing may both write and emit: user space keeps the earliest */
 	if (in ? a->in_ns : a->out_ns)
 		return TC_ACT_UNSPEC;
+	if (!in) {
+		__u16 vlan = 0;
+
+		/* an announcement (the guest's, or one bridgewatch sent for it) asks for no answer:
+		 * only traffic that may be answered makes a guest unconverged when nothing comes back */
+		if (classify(data, data_end, &vlan) != BW_KIND_OTHER)
+			return TC_ACT_UNSPEC;
+	}
 	now = bpf_ktime_get_ns();
 	if (in) {
 		a->in_ns = now;

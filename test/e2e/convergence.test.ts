@@ -13,7 +13,7 @@ import type { MigrationPage, MigrationView } from '../../src/tracker/convergence
 import { startCapture, stopAllCaptures } from '../fixtures/pcap.js';
 import { sampleValue } from '../helpers/daemon-metrics.js';
 import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/daemon-process.js';
-import { arp, ether, ipv4Frame, mac } from '../helpers/frames.js';
+import { arp, ether, ipv4Frame, mac, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing } from '../helpers/kernel.js';
 import { cleanupAll, TestNetns, tempStateDir } from '../helpers/netns.js';
@@ -139,6 +139,8 @@ describe.skipIf(!!skip)('convergence: the fabric delivers to an arrived guest ag
     await until('tap3 forwarding', async () => (await d.get('/api/v1/ports/tap3')).json as { state?: string }, (p) => p.state === 'forwarding', scaled(5000));
     // one frame to a MAC the bridge knows on another local port: it never reaches the uplink
     q.send(ether(mac('52:54:00:c0:00:01'), mac(Q), 0x0800, Buffer.alloc(46)));
+    // and its announcements, which do leave by the uplink but ask for no answer
+    q.send(qemuRarp(mac(Q)), arp(mac(Q), 1, '10.9.0.9', '10.9.0.9'));
     const v = await migration(Q, (x) => x.state === 'quiet', 'quiet');
     expect(v.firstUplinkOut).toBeNull();
 

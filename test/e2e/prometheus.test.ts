@@ -178,7 +178,8 @@ describe.skipIf(!!skip)('a real Prometheus scraping bridgewatch through a late a
     // the late guest's VM is known (an identity file): the alert names it through guest_info
     const identity = join(dir, 'identity.json');
     writeFileSync(identity, JSON.stringify([{ port: GUESTS.late.tap, vm: 'web-7', vm_uuid: 'u-7', vm_namespace: 'shop' }]));
-    daemon = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--silent-after', `${SILENT_AFTER_MS / 1000}s`, '--identity-file', identity], { port: DAEMON_PORT });
+    // --converge-timeout: the silent guest's frames go out unanswered; its own test is prometheus-convergence
+    daemon = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--silent-after', `${SILENT_AFTER_MS / 1000}s`, '--identity-file', identity, '--converge-timeout', '10m'], { port: DAEMON_PORT });
     start = Date.now() / 1000;
     prom = await PrometheusProcess.start(ns, {
       dir,
