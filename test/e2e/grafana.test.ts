@@ -171,10 +171,10 @@ describe('dashboard (grafana/bridgewatch.json)', () => {
     expect(ranged.some((e) => e.expr.includes('[$__rate_interval]'))).toBe(true);
   });
 
-  it('draws the two delay heatmaps from the histogram buckets', () => {
+  it('draws the delay and convergence heatmaps from the histogram buckets', () => {
     const heatmaps = queryPanels.filter((p) => p.type === 'heatmap');
     const metrics = heatmaps.flatMap((p) => p.targets.map((t: Json) => promqlSelectors(substitute(t.expr))[0].metric));
-    expect(metrics.sort()).toEqual(['bridgewatch_attach_delay_seconds_bucket', 'bridgewatch_first_frame_delay_seconds_bucket']);
+    expect(metrics.sort()).toEqual(['bridgewatch_attach_delay_seconds_bucket', 'bridgewatch_convergence_seconds_bucket', 'bridgewatch_first_frame_delay_seconds_bucket']);
     for (const p of heatmaps) {
       expect(p.options.calculate).toBe(false);
       for (const t of p.targets) expect(t).toMatchObject({ format: 'heatmap', legendFormat: '{{le}}' });

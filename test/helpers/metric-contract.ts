@@ -10,6 +10,8 @@ export interface ContractMetric {
   readonly type: MetricType;
   /** label name -> allowed values (null: any) */
   readonly labels: Readonly<Record<string, readonly string[] | null>>;
+  /** series exist only while something is so (an unconverged guest), not from the start */
+  readonly onlyWhile?: string;
 }
 
 export const METRIC_PREFIX = 'bridgewatch_';
@@ -72,6 +74,12 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_mac_flaps_total', type: 'counter', labels: { bridge: ANY } },
   { name: 'bridgewatch_fdb_repair_skipped_total', type: 'counter', labels: { reason: ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] } },
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
+  // convergence (issue G): per arrival, the fabric delivering to the guest again
+  { name: 'bridgewatch_convergence_seconds', type: 'histogram', labels: { bridge: ANY } },
+  { name: 'bridgewatch_guests_unconverged', type: 'gauge', labels: { bridge: ANY } },
+  { name: 'bridgewatch_guests_awaiting_convergence', type: 'gauge', labels: { bridge: ANY } },
+  { name: 'bridgewatch_guest_unconverged', type: 'gauge', labels: { bridge: ANY, port: ANY, mac: ANY }, onlyWhile: 'a guest is unconverged' },
+  { name: 'bridgewatch_convergence_unjudged_total', type: 'counter', labels: { bridge: ANY, reason: ['quiet', 'gone', 'not_watched'] } },
   // which VM (issue H): one info series per identified guest port, and the sources' failures
   { name: 'bridgewatch_guest_info', type: 'gauge', labels: { port: ANY, mac: ANY, vm: ANY, vm_uuid: ANY, vm_namespace: ANY, source: ['libvirt', 'kubevirt', 'file'] } },
   { name: 'bridgewatch_identity_errors_total', type: 'counter', labels: { source: ['libvirt', 'kubevirt', 'file'] } },
