@@ -43,7 +43,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   status: {
     synopsis: optionSynopsis(STATUS_OPTIONS),
-    summary: 'the port table of a running daemon',
+    summary: 'the port table of a running daemon, and its recent guest arrivals with their convergence',
     options: STATUS_OPTIONS,
     optionsHelp: () => `Options:\n${optionLines(STATUS_OPTIONS)}`,
     run: async (v) => (await import('./client.js')).status(v),

@@ -3,6 +3,7 @@ import type { OptionDecls, Values } from './args.js';
 import { readTokenFile } from './config.js';
 import { BridgewatchError } from './errors.js';
 import type { PortView } from './tracker/types.js';
+import type { Milestone, MigrationPage, MigrationView } from './tracker/convergence-view.js';
 
 const URL_OPTION = { type: 'string', value: 'URL', help: 'the daemon\'s HTTP address [$BRIDGEWATCH_URL or http://127.0.0.1:9725]' } as const;
 
@@ -61,7 +62,38 @@ async function call(method: string, u: string, body?: unknown, token?: string): 
 }
 
 /** the VM column: namespace/name (Kubernetes, OpenStack project), or the name */
-const vmCell = (p: PortView) => (p.vm ? (p.vm.namespace ? `${p.vm.namespace}/${p.vm.name}` : p.vm.name) : '-');
+const vmCell = (p: Pick<PortView, 'vm'>) => (p.vm ? (p.vm.namespace ? `${p.vm.namespace}/${p.vm.name}` : p.vm.name) : '-');
+
+const table = (rows: string[][]): string => {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+};
+
+/** Arrivals and their convergence; milestones in seconds after the guest's first frame here. */
+export function formatMigrations(ms: MigrationView[]): string {
+  const t = (m: Milestone | null) => (m ? `${m.afterFirstFrame >= 0 ? '+' : ''}${m.afterFirstFrame.toFixed(3)}` : '-');
+  const rows = [['MAC', 'PORT', 'VM', 'BRIDGE', 'STATE', 'CONVERGENCE', 'FIRST-FRAME', 'ANNOUNCED', 'JOINED', 'FORWARDING', 'RARP', 'OUT', 'FABRIC']];
+  for (const m of ms)
+    rows.push([
+      m.mac,
+      m.port,
+      vmCell(m),
+      m.bridge || '-',
+      m.state,
+      m.convergenceSeconds != null ? `${m.convergenceSeconds.toFixed(3)}s` : '-',
+      m.firstFrameAt,
+      t(m.firstAnnouncement),
+      t(m.joined),
+      t(m.forwarding),
+      t(m.firstRarpSent),
+      m.firstUplinkOut ? `${t(m.firstUplinkOut)} ${m.firstUplinkOut.uplink ?? ''}`.trimEnd() : '-',
+      m.firstFabricUnicast ? `${t(m.firstFabricUnicast)} ${m.firstFabricUnicast.uplink ?? ''}`.trimEnd() : '-',
+    ]);
+  return table(rows);
+}
+
+/** how many recent arrivals `status` shows */
+const STATUS_ARRIVALS = 20;
 
 export function formatPorts(ports: PortView[]): string {
   const rows = [['PORT', 'VM', 'BRIDGE', 'STATE', 'VERDICT', 'MAC', 'ANNOUNCED', 'BEFORE-FWD', 'ATTACH-DELAY', 'RARP-SENT']];
@@ -81,15 +113,29 @@ export function formatPorts(ports: PortView[]): string {
         m ? String(m.rarpSent) : '-',
       ]);
   }
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n');
+  return table(rows);
 }
 
 export async function status(flags: Values): Promise<number> {
   const r = await call('GET', `${url(flags, 'status')}/api/v1/ports`);
   if (r.status !== 200) throw new BridgewatchError('EKERNEL', `GET /api/v1/ports: HTTP ${r.status} ${r.json.error ?? ''}`);
-  if (flags.json) console.log(JSON.stringify(r.json, null, 2));
-  else console.log(r.json.ports.length ? formatPorts(r.json.ports) : 'no watched ports');
+  // the most recent arrivals: page through from the start (the daemon keeps a bounded log)
+  const arrivals: MigrationView[] = [];
+  for (let since = 0, i = 0; i < 100; i++) {
+    const m = await call('GET', `${url(flags, 'status')}/api/v1/migrations?since=${since}&limit=1000`);
+    if (m.status !== 200) break; // an older daemon: no convergence
+    const page = m.json as MigrationPage;
+    arrivals.push(...page.migrations);
+    if (!page.migrations.length || page.next === since) break;
+    since = page.next;
+  }
+  const recent = arrivals.slice(-STATUS_ARRIVALS);
+  if (flags.json) {
+    console.log(JSON.stringify({ ...r.json, migrations: recent }, null, 2));
+    return 0;
+  }
+  console.log(r.json.ports.length ? formatPorts(r.json.ports) : 'no watched ports');
+  if (recent.length) console.log(`\narrivals (the last ${recent.length}; milestones in seconds after the guest's first frame here):\n${formatMigrations(recent)}`);
   return 0;
 }
 

@@ -12,7 +12,7 @@ import { PacketSocket } from '../../src/sys/packet.js';
 import type { MigrationPage, MigrationView } from '../../src/tracker/convergence-view.js';
 import { startCapture, stopAllCaptures } from '../fixtures/pcap.js';
 import { sampleValue } from '../helpers/daemon-metrics.js';
-import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/daemon-process.js';
+import { cli, cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/daemon-process.js';
 import { arp, ether, ipv4Frame, mac, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing } from '../helpers/kernel.js';
@@ -167,6 +167,23 @@ describe.skipIf(!!skip)('convergence: the fabric delivers to an arrived guest ag
     expect([...first.migrations, ...rest.migrations].map((m) => m.seq)).toEqual(all.migrations.map((m) => m.seq));
     expect((await d.get('/api/v1/migrations?limit=0')).status).toBe(400);
     expect((await d.get('/api/v1/migrations?since=-1')).status).toBe(400);
+  });
+
+  it('`bridgewatch status` lists the arrivals with their state and milestones', async () => {
+    const r = await cli(ns, ['status', '--url', d.url]);
+    expect(r.code, r.stderr).toBe(0);
+    const [, arrivals] = r.stdout.split(/\narrivals \(the last \d+; milestones in seconds after the guest's first frame here\):\n/);
+    expect(arrivals, r.stdout).toBeDefined();
+    const rows = arrivals.trim().split('\n').map((l) => l.split(/\s{2,}/));
+    expect(rows[0]).toEqual(['MAC', 'PORT', 'VM', 'BRIDGE', 'STATE', 'CONVERGENCE', 'FIRST-FRAME', 'ANNOUNCED', 'JOINED', 'FORWARDING', 'RARP', 'OUT', 'FABRIC']);
+    const tap1 = rows.find((x) => x[1] === 'tap1')!;
+    expect(tap1.slice(0, 5)).toEqual(['52:54:00:c0:00:01', 'tap1', '-', 'br0', 'converged']);
+    expect(tap1[5]).toMatch(/^\d+\.\d{3}s$/);
+    expect(tap1[11]).toMatch(/^\+\d+\.\d{3} up0$/);
+    expect(tap1[12]).toMatch(/^\+\d+\.\d{3} up0$/);
+    expect(rows.find((x) => x[1] === 'tap3')?.[4]).toBe('quiet');
+    const json = JSON.parse((await cli(ns, ['status', '--url', d.url, '--json'])).stdout);
+    expect(json.migrations.map((m: MigrationView) => m.mac)).toContain('52:54:00:c0:00:02');
   });
 
   it('removes the uplink programs on SIGTERM', async () => {
