@@ -104,6 +104,12 @@ export class ConvergenceTracker {
           a.bridge = p.bridge;
           a.joinedNs ??= f.tsNs;
         }
+        // refused before the port had a bridge to count them on (a late port: rare, and bounded by the log)
+        for (const a of this.log.toArray())
+          if (a.ifindex === f.ifindex && a.state === 'not_watched' && !a.bridge) {
+            a.bridge = p.bridge;
+            this.o.sink?.ended(a.bridge, 'not_watched');
+          }
         return;
       }
       case 'left': {
@@ -241,7 +247,7 @@ export class ConvergenceTracker {
     if (!this.o.watch.add(mac)) {
       a.state = 'not_watched';
       a.detail = 'watch list full';
-      this.o.sink?.ended(a.bridge, 'not_watched');
+      if (a.bridge) this.o.sink?.ended(a.bridge, 'not_watched'); // else when it joins one
       return;
     }
     this.active.set(mac, a);
