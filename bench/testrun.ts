@@ -42,6 +42,10 @@ interface Case {
   dev: 'fwd' | 'learning' | 'lo';
   repeat: number;
   statemap?: boolean;
+  /** run the convergence program of uplink ingress instead of the guest-port program */
+  uplink?: boolean;
+  /** set up before the case's first sample, undone after its last */
+  around?: { before(): void; after(): void };
 }
 
 export const kernelProducer: Producer = { prefix: 'testrun.', run: (o) => kernelFigures(o) };
@@ -68,9 +72,9 @@ export async function kernelFigures(o: KernelOptions): Promise<Figure[]> {
     const oursSm = BpfCollection.load({ stateDir: dir, portState: 'netlink' });
     for (const [i, s] of states) oursSm.setPortState(i, s);
     held.push(noop, ours, oursSm);
-    const asProg = (name: string, b: BpfCollection): Prog => ({
+    const asProg = (name: string, b: BpfCollection, fd = b.programFd): Prog => ({
       name,
-      fd: b.programFd,
+      fd,
       map: (m) => {
         throw new Error(`${name}: map ${m}: use the collection`);
       },
@@ -78,6 +82,15 @@ export async function kernelFigures(o: KernelOptions): Promise<Figure[]> {
     });
     const kfunc = [asProg('bridgewatch', ours)];
     const statemap = [asProg('bridgewatch (statemap)', oursSm)];
+    const uplink = [asProg('bridgewatch tc_uplink_in', ours, ours.uplinkProgramFds.in)];
+    // 100 arrived guests awaiting the fabric: the frame is for none of them
+    const watched = Array.from({ length: 100 }, (_, j) => `52:54:02:00:00:${j.toString(16).padStart(2, '0')}`);
+    const watching = { before: () => watched.forEach((m) => ours.awaits.add(m)), after: () => watched.forEach((m) => ours.awaits.remove(m)) };
+    const toHost = (dst: Buffer) => {
+      const f = ipv4Frame(macOf(0, 9, 9));
+      dst.copy(f, 0);
+      return f;
+    };
     if (o.baseline) {
       const base = loadRaw('baseline', join(o.baseline, 'bridgewatch.bpf.o'));
       const baseSm = loadRaw('baseline (statemap)', join(o.baseline, 'bridgewatch-statemap.bpf.o'));
@@ -102,13 +115,33 @@ export async function kernelFigures(o: KernelOptions): Promise<Figure[]> {
         dev: 'fwd',
         repeat: 1,
       },
+      {
+        id: 'testrun.uplink_idle',
+        label: 'uplink ingress, no guest awaiting convergence (every frame of the physical network)',
+        goal: { atMost: 5 },
+        frames: () => [toHost(macOf(0, 8, 1))],
+        dev: 'fwd',
+        repeat,
+        uplink: true,
+      },
+      {
+        id: 'testrun.uplink_watching',
+        label: 'uplink ingress, 100 guests awaiting convergence, a frame for another host',
+        goal: null,
+        frames: () => [toHost(macOf(0, 8, 2))],
+        dev: 'fwd',
+        repeat,
+        uplink: true,
+        around: watching,
+      },
       { id: 'testrun.statemap.known_mac', label: 'data frame, known MAC, statemap build (port state from a hash map)', goal: null, frames: () => [ipv4Frame(known)], dev: 'fwd', repeat, statemap: true },
     ];
 
     const out: Figure[] = [];
     const noopAlone: number[] = [];
     for (const c of cases) {
-      const progs = [noop, ...(c.statemap ? statemap : kfunc)];
+      const progs = [noop, ...(c.uplink ? uplink : c.statemap ? statemap : kfunc)];
+      c.around?.before();
       const dev = ifindex[c.dev];
       // the MAC is known (and settled where it can be) before the first sample, except new_mac's
       if (c.repeat > 1) for (const p of progs) ns.run(() => c.frames(0).forEach((f) => runNs(p.fd, f, dev, 1)));
@@ -121,6 +154,7 @@ export async function kernelFigures(o: KernelOptions): Promise<Figure[]> {
         }),
         rounds,
       );
+      c.around?.after();
       if (c.id === 'testrun.known_mac') noopAlone.push(...samples[0]);
       out.push(figure(c.id, c.label, 'ns over no-op', deltas(samples[0], samples[1]), c.goal, `${progs[1].name}; ${c.repeat} runs per sample, ${rounds} rounds`));
       if (progs[2]) out.push(figure(`${c.id}@baseline`, `${c.label} (--baseline object)`, 'ns over no-op', deltas(samples[0], samples[2]), null, `${o.baseline}`));

@@ -221,6 +221,11 @@ export class BpfCollection {
     return this.progFd;
   }
 
+  /** the convergence programs (uplink ingress, egress): for BPF_PROG_TEST_RUN */
+  get uplinkProgramFds(): { in: number; out: number } {
+    return this.uplinkFds;
+  }
+
   attachments(): Attachment[] {
     return [...this.live.values()].map(({ ifindex, ifname, mode }) => ({ ifindex, ifname, mode }));
   }

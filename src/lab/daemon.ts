@@ -95,6 +95,15 @@ export class LabDaemon {
     return ports.find((p) => p.name === port)?.macs.find((m) => m.mac === mac) ?? null;
   }
 
+  /** The daemon's latest arrival of `mac` (GET /api/v1/migrations): its state and convergence. */
+  async arrival(mac: string): Promise<{ state: string; convergenceSeconds: number | null } | null> {
+    const r = await nsGet(this.ns, '/api/v1/migrations?limit=1000');
+    if (r.status !== 200) throw new BridgewatchError('EKERNEL', `get /api/v1/migrations from bridgewatch: HTTP ${r.status || 'no answer'}`);
+    const all = (JSON.parse(r.body) as { migrations: { mac: string; state: string; convergenceSeconds: number | null }[] }).migrations;
+    const m = all.filter((x) => x.mac === mac).at(-1);
+    return m ? { state: m.state, convergenceSeconds: m.convergenceSeconds } : null;
+  }
+
   /** Every RARP it sent, for any guest and reason: the sum of bridgewatch_rarp_sent_total. */
   async rarpSentTotal(): Promise<number> {
     const r = await nsGet(this.ns, '/metrics');

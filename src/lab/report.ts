@@ -22,6 +22,13 @@ export interface ScenarioResult {
   /** bridgewatch's verdict for the guest MAC on host B's tap, and RARPs it sent; null without it */
   verdict: string | null;
   rarpSent: number | null;
+  /**
+   * bridgewatch's own figure: the guest's first frame on host B to the first unicast frame for
+   * it from the fabric on B's uplink; null without bridgewatch or when it did not converge
+   */
+  convergenceSeconds: number | null;
+  /** bridgewatch's state for that arrival (converged, unconverged, ...); null without it */
+  convergenceState: string | null;
   // simulated guest only
   pingsSent?: number;
   pingsLost?: number;
@@ -79,6 +86,11 @@ function table(head: string[], rows: string[][]): string {
   return [line(head), line(w.map((n) => '─'.repeat(n))), ...rows.map(line)].join('\n');
 }
 
+export function convergenceText(r: ScenarioResult): string {
+  if (r.convergenceState === null) return '-';
+  return r.convergenceSeconds === null ? r.convergenceState : sec(r.convergenceSeconds * 1000);
+}
+
 export function firstReplyText(r: ScenarioResult): string {
   if (r.firstReplyAfterJoinMs === undefined) return '-';
   if (r.firstReplyAfterJoinMs === null) return `none within ${Math.floor(r.watchedAfterJoinMs / 1000)} s`;
@@ -86,10 +98,10 @@ export function firstReplyText(r: ScenarioResult): string {
 }
 
 export function renderTable(s: LabSummary): string {
-  const bw = (r: ScenarioResult) => [dash(r.verdict), dash(r.rarpSent)];
+  const bw = (r: ScenarioResult) => [dash(r.verdict), dash(r.rarpSent), convergenceText(r)];
   if (s.mode === 'linux') {
     return table(
-      ['run', 'pings sent', 'lost', 'lost after join', 'first reply after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+      ['run', 'pings sent', 'lost', 'lost after join', 'first reply after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)'],
       s.scenarios.map((r) => [
         r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), firstReplyText(r), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r),
       ]),
@@ -97,12 +109,12 @@ export function renderTable(s: LabSummary): string {
   }
   if (s.mode === 'qemu') {
     return table(
-      ['scenario', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+      ['scenario', 'switch learned host B after join', 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)'],
       s.scenarios.map((r) => [r.name, learnedText(r), ...bw(r)]),
     );
   }
   return table(
-    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch'],
+    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)'],
     s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r)]),
   );
 }
@@ -120,7 +132,9 @@ export function verdictLine(s: LabSummary): string {
   const ratio = withBw.outageSeconds && without.outageSeconds ? without.outageSeconds / withBw.outageSeconds : 0;
   return (
     `Red Hat bug 719294 lost 30–40 pings instead of 1–2; here, one ping every ${s.intervalMs} ms: ${without.pingsLost} lost without bridgewatch, ` +
-    `${withBw.pingsLost} with it (outage ${outageText(without)} vs ${outageText(withBw)}${ratio ? `, ${ratio.toFixed(0)}× shorter` : ''}).`
+    `${withBw.pingsLost} with it (outage ${outageText(without)} vs ${outageText(withBw)}${ratio ? `, ${ratio.toFixed(0)}× shorter` : ''}). ` +
+    `bridgewatch saw the fabric deliver to the guest again ${convergenceText(withBw)} after its first frame on host B` +
+    (withBw.convergenceSeconds === null ? '.' : ` (the client's outage: ${outageText(withBw)}).`)
   );
 }
 

@@ -38,6 +38,7 @@ export class Stage {
   async result(tResume: number, tJoin: number, guestRarpSent: number | null): Promise<ScenarioResult> {
     const learned = this.fdb.learnedOn(SWITCH_PORT.b, tResume);
     const view = this.daemon ? await this.daemon.macView(GUEST_TAP, GUEST_MAC) : null;
+    const arrival = this.daemon ? await this.daemon.arrival(GUEST_MAC) : null;
     return {
       name: this.label,
       bridgewatch: this.o.bridgewatch,
@@ -49,6 +50,8 @@ export class Stage {
       framesBeforeForwarding: view?.framesBeforeForwarding ?? null,
       verdict: this.daemon ? (view?.verdict ?? 'none') : null,
       rarpSent: this.daemon ? (view?.rarpSent ?? 0) : null,
+      convergenceSeconds: arrival?.convergenceSeconds ?? null,
+      convergenceState: this.daemon ? (arrival?.state ?? 'none') : null,
     };
   }
 

@@ -45,6 +45,14 @@ describe('bridgewatch lab (simulated guest)', () => {
     expect(withBw.verdict).toBe('late');
     expect(withBw.rarpSent!).toBeGreaterThan(0);
     expect(without.verdict).toBeNull();
+    // bridgewatch's own figure: the fabric's first unicast (a ping) reached B's uplink after the
+    // join (before it, the switch sent everything to host A), within a few ping intervals of the
+    // switch learning host B
+    expect(without.convergenceState).toBeNull();
+    expect(withBw.convergenceState).toBe('converged');
+    expect(withBw.convergenceSeconds!).toBeGreaterThanOrEqual(withBw.joinAfterResumeMs / 1000 - 0.05);
+    expect(withBw.convergenceSeconds!).toBeLessThanOrEqual((withBw.joinAfterResumeMs + withBw.switchLearnedAfterJoinMs! + 3 * 200) / 1000);
+    expect(r.stderr).toMatch(/bridgewatch saw the fabric deliver to the guest again \d+\.\d+ s after its first frame on host B \(the client's outage: /);
     // the table is on stderr with --json; stdout is the JSON alone
     expect(r.stderr).toMatch(/without bridgewatch +\d+ +\d+/);
     expect(r.stderr).toMatch(/with bridgewatch .* late +\d+/);
