@@ -21,6 +21,7 @@ const SUITES: { file: string; only?: string }[] = [
   { file: 'test/kernel/watcher.test.ts', only: "it('reports bridge VLAN filtering'" },
   { file: 'test/kernel/announcer.test.ts', only: "describe('VLANs" },
   { file: 'test/e2e/late-join-heal.test.ts' },
+  { file: 'test/e2e/convergence.test.ts' },
 ];
 
 /** Every test whose full name contains one of these must pass in the VM (none may skip). */
@@ -34,6 +35,7 @@ const MUST_PASS = [
   'PortWatcher (kernel) reports bridge VLAN filtering',
   'VLANs (a vlan_filtering bridge: PVID 100 on the guest port)',
   'bridgewatch run heals a late join',
+  'convergence: the fabric delivers to an arrived guest again',
 ];
 
 /** The VM's share of a 15-minute CI budget (boot, vitest start-up under TCG, the suites). */
