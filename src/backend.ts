@@ -36,6 +36,7 @@ export interface FabricWatch {
   attachUplink(ifindex: number, ifname: string): void;
   detachUplink(ifindex: number): void;
   uplinkAttachments(): { ifindex: number; ifname: string }[];
+  removeStaleUplink(ifindex: number): void;
   readonly awaits: AwaitTable;
 }
 

@@ -340,7 +340,7 @@ export class Daemon {
     // kernel events that happened before this netlink fact are applied first
     this.bpf?.poll();
     const tsNs = this.tellKernel(ev);
-    if (ev.type !== 'deleted') this.followUplink(ev.ifindex, ev.type === 'unwatched' ? undefined : ev.link);
+    if (ev.type !== 'deleted') this.followUplink(ev.ifindex, ev.type === 'unwatched' ? undefined : ev.link, ev.type === 'created' && ev.initial);
     const t = this.tracker;
     switch (ev.type) {
       case 'created': {
@@ -413,10 +413,12 @@ export class Daemon {
   }
 
   /** The convergence programs sit on every uplink of a watched bridge while convergence is on. */
-  private followUplink(ifindex: number, link: { name: string; bridged: boolean; guest: boolean } | undefined): void {
+  private followUplink(ifindex: number, link: { name: string; bridged: boolean; guest: boolean } | undefined, atStart: boolean): void {
     const fabric = this.bpf?.fabric;
-    if (!fabric || !this.convergence) return;
-    const want = link !== undefined && isUplink(link, this.cfg.uplinks);
+    if (!fabric) return;
+    const want = this.convergence !== undefined && link !== undefined && isUplink(link, this.cfg.uplinks);
+    // a tc-mode run that crashed (or had convergence on) left its filters: ours, by their handle
+    if (atStart && !want && link?.bridged) fabric.removeStaleUplink(ifindex);
     const has = fabric.uplinkAttachments().some((u) => u.ifindex === ifindex);
     try {
       if (want && !has) fabric.attachUplink(ifindex, link.name);

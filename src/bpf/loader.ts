@@ -374,6 +374,17 @@ export class BpfCollection {
     }
   }
 
+  /**
+   * Remove uplink filters with our handle that an earlier run in tc mode left (it crashed, or
+   * convergence is off now); a clsact qdisc it created is the journal's to remove.
+   */
+  removeStaleUplink(ifindex: number): void {
+    if (this.uplinks.has(ifindex)) return;
+    const l = libbpf();
+    for (const side of [BPF_TC_INGRESS, BPF_TC_EGRESS])
+      quietly(() => l.tc_detach(tcHook(ifindex, side), tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY })));
+  }
+
   /** Program ids of ours on an uplink, by side (tests and `status`). */
   queryUplink(ifindex: number): { ingress: boolean; egress: boolean } {
     const l = libbpf();

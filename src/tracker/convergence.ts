@@ -58,10 +58,14 @@ export interface ConvergenceOptions {
   history?: number;
 }
 
+/** MACs remembered per port as having arrived there (a kernel entry recreated after LRU eviction is none) */
+const ARRIVED_PER_PORT = 256;
+
 interface PortFacts {
   name: string;
   bridge: string;
   live: boolean; // seen created: its guests' first frames are arrivals
+  arrived: Set<string>;
   joinedNs?: bigint;
   forwardingNs?: bigint;
 }
@@ -86,7 +90,7 @@ export class ConvergenceTracker {
     switch (f.type) {
       case 'port_created':
       case 'port_found':
-        this.ports.set(f.ifindex, { name: f.port, bridge: f.bridge ?? '', live: f.type === 'port_created' });
+        this.ports.set(f.ifindex, { name: f.port, bridge: f.bridge ?? '', live: f.type === 'port_created', arrived: new Set() });
         return;
       case 'renamed': {
         const p = this.ports.get(f.ifindex);
@@ -226,11 +230,13 @@ export class ConvergenceTracker {
     const p = this.ports.get(ifindex);
     const old = this.active.get(mac);
     if (old?.ifindex === ifindex) return; // an LRU-recreated kernel entry, not a new arrival
-    if (!p?.live) {
-      // there before us: its first frame here is not an arrival (the kernel armed it anyway)
+    // there before us: its first frame here is not an arrival; nor a second "first" frame (the
+    // kernel's entry was evicted and recreated). The kernel armed it anyway.
+    if (!p?.live || p.arrived.has(mac) || p.arrived.size >= ARRIVED_PER_PORT) {
       if (!old) this.o.watch.remove(mac);
       return;
     }
+    p.arrived.add(mac);
     if (old) this.end(old, 'gone', tsNs, `arrived again on ${p.name}`);
     const a: Arrival = {
       seq: ++this.seq,

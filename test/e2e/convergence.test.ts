@@ -192,4 +192,23 @@ describe.skipIf(!!skip)('convergence: the fabric delivers to an arrived guest ag
     expect(filters('up0', 'ingress')).not.toContain('tc_uplink');
     expect(filters('up0', 'egress')).not.toContain('tc_uplink');
   });
+
+  it('after a crash: a restart replaces its uplink filters (never stacks), and one with convergence off removes them', async () => {
+    const count = (side: 'ingress' | 'egress') => filters('up0', side).split('\n').filter((l) => l.includes('tc_uplink')).length;
+    const state = tempStateDir();
+    // someone else's clsact: the journal never removes it, so what a killed run left stays on it
+    ns.tool('tc', 'qdisc', 'add', 'dev', 'up0', 'clsact');
+    const crashed = await DaemonProcess.start(ns, ['--state-dir', state], { readyMs: scaled(15_000) });
+    await until('uplink programs', async () => count('egress'), (n) => n === 1, scaled(5000));
+    await crashed.stop('SIGKILL');
+    expect([count('ingress'), count('egress')], 'left by the killed run').toEqual([1, 1]);
+    const again = await DaemonProcess.start(ns, ['--state-dir', state], { readyMs: scaled(15_000) });
+    await again.stop('SIGKILL');
+    expect([count('ingress'), count('egress')], 'replaced, not stacked').toEqual([1, 1]);
+    const off = await DaemonProcess.start(ns, ['--state-dir', state, '--converge-timeout', '0'], { readyMs: scaled(15_000) });
+    expect([count('ingress'), count('egress')]).toEqual([0, 0]);
+    expect(ns.tool('tc', 'qdisc', 'show', 'dev', 'up0'), 'their clsact stays').toContain('clsact');
+    expect(((await off.get('/api/v1/migrations')).json as MigrationPage).enabled).toBe(false);
+    expect((await off.stop('SIGTERM')).code).toBe(0);
+  });
 });

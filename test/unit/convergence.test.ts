@@ -149,6 +149,16 @@ describe('ConvergenceTracker', () => {
     expect(all[0].detail).toBe('arrived again on tap1');
   });
 
+  it('a finished arrival is not started again by a kernel entry recreated after LRU eviction', () => {
+    const r = rig();
+    arrive(r, 0, 0);
+    r.t.uplink('in', M, 2, r.at(10));
+    r.kernel.set(M, { outNs: 0n, inNs: 0n, outIfindex: 0, inIfindex: 0 }); // re-armed at the recreated entry's frame
+    r.fact({ type: 'first_frame', mac: M });
+    expect(r.t.page(0, 10).arrivals.map((a) => a.state)).toEqual(['converged']);
+    expect(r.kernel.has(M)).toBe(false);
+  });
+
   it('pages by cursor; a rename follows the port', () => {
     const r = rig();
     r.fact({ type: 'port_created' });
