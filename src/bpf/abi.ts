@@ -116,7 +116,31 @@ export const EPOCH: StructLayout = {
   fields: [f('n', 0, 8), f('pad', 8, 56)],
 };
 
-export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH];
+/** BW_FRAME_BYTES: the bytes of an announcement the kernel keeps. */
+export const FRAME_BYTES = 128;
+
+export const FRAME: StructLayout = {
+  name: 'bw_frame',
+  size: 32 + FRAME_BYTES,
+  fields: [
+    f('ts_ns', 0, 8),
+    f('ifindex', 8, 4),
+    f('mac', 12, 6),
+    f('kind', 18, 1),
+    f('pad', 19, 1),
+    f('vlan', 20, 2),
+    f('caplen', 22, 2),
+    f('len', 24, 4),
+    f('pad2', 28, 4),
+    f('data', 32, FRAME_BYTES),
+  ],
+};
+
+/** enum bw_frame_stat: map bw_frame_stats, in index order. */
+export const FRAME_STATS = ['kept', 'drop_ringbuf', 'drop_event', 'load_fail'] as const;
+export type FrameStatName = (typeof FRAME_STATS)[number];
+
+export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH, FRAME];
 
 /** What a BTF struct looks like, as read from the object. */
 export interface BtfStruct {
@@ -262,6 +286,34 @@ export function decodeEvent(b: Buffer): BpfEvent {
     vlan: b.readUInt16LE(off(EVENT, 'vlan')),
     portState: b.readUInt8(off(EVENT, 'port_state')),
     len: b.readUInt32LE(off(EVENT, 'len')),
+  };
+}
+
+/** A kept announcement (bw_frames): the first `data.length` (caplen) of `len` bytes the guest sent. */
+export interface BpfFrame {
+  tsNs: bigint;
+  ifindex: number;
+  mac: string;
+  kind: Kind;
+  vlan: number;
+  len: number;
+  /** a copy, caplen bytes */
+  data: Buffer;
+}
+
+export function decodeFrame(b: Buffer): BpfFrame {
+  if (b.length < FRAME.size) throw new RangeError(`decode frame: ${b.length} bytes, want ${FRAME.size}`);
+  const caplen = b.readUInt16LE(off(FRAME, 'caplen'));
+  if (caplen > FRAME_BYTES) throw new RangeError(`decode frame: caplen ${caplen} > ${FRAME_BYTES}`);
+  const at = off(FRAME, 'data');
+  return {
+    tsNs: b.readBigUInt64LE(off(FRAME, 'ts_ns')),
+    ifindex: b.readUInt32LE(off(FRAME, 'ifindex')),
+    mac: macToString(b.subarray(off(FRAME, 'mac'))),
+    kind: KINDS[b.readUInt8(off(FRAME, 'kind'))] ?? 'other',
+    vlan: b.readUInt16LE(off(FRAME, 'vlan')),
+    len: b.readUInt32LE(off(FRAME, 'len')),
+    data: Buffer.from(b.subarray(at, at + caplen)),
   };
 }
 

@@ -23,7 +23,8 @@ import { btfDatasec, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
 export type { MacEntry } from './abi.js';
-import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type FrameStatName, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { readFrameStats } from './kept.js';
 
 export const PROG_NAME = 'tc_ingress';
 // fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
@@ -92,6 +93,8 @@ interface Live extends Attachment {
 
 export class BpfCollection {
   readonly maps: { macs: number; events: number; stats: number; portCount: number };
+  /** bw_frames (kept announcements) and bw_frame_stats */
+  readonly frameMaps: { frames: number; stats: number };
   readonly maxMacs: number;
   /** where the program learns "forwarding at this instant": skb->dev, or a map from rtnetlink */
   readonly portState: 'kernel' | 'netlink';
@@ -103,6 +106,7 @@ export class BpfCollection {
   private readonly ownedHooks: OwnedHooks;
   private readonly tables: KernelTables;
   private attachMode: 'tcx' | 'tc';
+  private readonly ncpu: number;
 
   private constructor(
     obj: unknown,
@@ -122,6 +126,8 @@ export class BpfCollection {
       return l.map_fd(m) as number;
     };
     this.maps = { macs: mapFd('bw_port_macs'), events: mapFd('bw_events'), stats: mapFd('bw_stats'), portCount: mapFd('bw_port_count') };
+    this.frameMaps = { frames: mapFd('bw_frames'), stats: mapFd('bw_frame_stats') };
+    this.ncpu = l.num_possible_cpus() as number;
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.tables = new KernelTables({ ...this.maps, settled: mapFd('bw_settled') }, l.num_possible_cpus() as number);
     this.ownedHooks = new OwnedHooks(stateDir);
@@ -307,6 +313,11 @@ export class BpfCollection {
   /** Global counters, summed over CPUs. */
   stats(): Record<StatName, number> {
     return this.tables.stats();
+  }
+
+  /** Kept-announcement counters (bw_frame_stats), summed over CPUs. */
+  frameStats(): Record<FrameStatName, number> {
+    return readFrameStats(this.frameMaps.stats, this.ncpu);
   }
 
   /** Run the program on one frame (BPF_PROG_TEST_RUN); ctx may set ifindex. */
