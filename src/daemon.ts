@@ -132,6 +132,10 @@ export class Daemon {
       (ev) => this.tracker.frame(ev),
       (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'event record not applied'),
     );
+    this.bpf?.startFrames?.(
+      (f) => this.healer.keepFrame(f),
+      (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'kept frame record not applied'),
+    );
     if (this.bpf) this.metrics.setBuild({ version: VERSION, kernel: release(), mode: this.bpf.mode });
     this.packet = new PacketSocket();
     this.rtnl = new RtnlRequester();
@@ -438,6 +442,7 @@ export class Daemon {
       this.log.warn({ err: (e as Error).message }, 'delete port entries failed');
     }
     this.tracker.portDeleted(ifindex, tsNs);
+    this.healer.forgetPort(ifindex);
   }
 
   private attach(ifindex: number, name: string): void {
@@ -475,6 +480,11 @@ export class Daemon {
       guests: () => guestFacts(this.identity, this.tracker),
       identityErrors: () => this.identity.errors(),
       refused: () => ({ ports: this.tracker.stats.portsRefused, macs: this.tracker.stats.macsRefused, timeline: this.tracker.eventsDropped }),
+      announcementsNotKept: () => {
+        const k = this.bpf?.frameStats?.();
+        const u = this.healer.replay.notKept;
+        return { ...u, ring_full: k?.drop_ringbuf ?? 0, rate_limit: k?.drop_event ?? 0, load_failed: k?.load_fail ?? 0 };
+      },
     };
   }
 }
