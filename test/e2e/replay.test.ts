@@ -14,7 +14,7 @@ import { ANNOUNCE_DEFAULTS, announceOffsets } from '../../src/announce/schedule.
 import { findExecutable } from '../../src/lab/qemu.js';
 import type { FactView, PortView } from '../../src/tracker/types.js';
 import { startCapture, stopAllCaptures, type PcapPacket } from '../fixtures/pcap.js';
-import { sampleValue } from '../helpers/daemon-metrics.js';
+import { sampleValue, seriesOf } from '../helpers/daemon-metrics.js';
 import { cliMissing, DaemonProcess, killAllDaemons, until } from '../helpers/daemon-process.js';
 import { arp, mac, neighbour, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
@@ -165,6 +165,32 @@ describe.skipIf(!!skip)('replay under --announce dry-run', () => {
     expect(sampleValue(s, 'bridgewatch_announce_suppressed_total', { reason: 'dry_run' })).toBe(1);
     expect(sampleValue(s, 'bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'garp' })).toBe(0);
     expect(sampleValue(s, 'bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'na' })).toBe(0);
+    await d.stop('SIGTERM', scaled(10_000));
+  });
+});
+
+describe.skipIf(!!skip)('replay with the libpcap fallback (--capture pcap)', () => {
+  it('keeps the lost gARP and NA in user space and replays them the same way', async () => {
+    const ns = bridgeWithUplink('rplpcap');
+    const d = await DaemonProcess.start(ns, ['--state-dir', tempStateDir(), '--capture', 'pcap'], { readyMs: scaled(15_000) });
+    const M = '52:54:00:5e:00:05';
+    const cap = await startCapture(ns.name, 'up0p', join(dir, 'pcap.pcap'), ['ether', 'src', M], 'in');
+    const g = new Guest(ns, 'tap0', mac(M));
+    guests.push(g);
+    const p = (ok: (v: PortView) => boolean, what: string) =>
+      until(`tap0: ${what}`, () => d.get('/api/v1/ports/tap0'), (r) => r.status === 200 && ok(r.json as PortView), scaled(10_000)).then((r) => r.json as PortView);
+    await p((v) => v.bridge === '', 'watched');
+    const own = guestAnnouncements(mac(M), '10.77.2.5', 'fe80::5054:ff:fe5e:5');
+    g.send(own.garp, own.na);
+    await p((v) => v.macs[0]?.framesBeforeForwarding === 2, '2 frames before forwarding');
+    ns.ip('link', 'set', 'tap0', 'master', 'br0');
+    await until('the schedule done', async () => sampleValue(await d.metrics(), 'bridgewatch_rarp_sent_total', { bridge: 'br0', reason: 'late_attach' }), (v) => v === ROUNDS, scaled(LAST_MS + 3000));
+    await sleep(300);
+    expect(hexes((await cap.stop()).packets)).toEqual(Array.from({ length: ROUNDS }, () => [hex(rarpFrame(M)), hex(own.garp), hex(own.na)]).flat());
+    const s = await d.metrics();
+    expect(seriesOf(s, 'bridgewatch_build_info').map((x) => x.labels.mode)).toEqual(['pcap']);
+    expect(sampleValue(s, 'bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'garp' })).toBe(ROUNDS);
+    expect(sampleValue(s, 'bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'na' })).toBe(ROUNDS);
     await d.stop('SIGTERM', scaled(10_000));
   });
 });
