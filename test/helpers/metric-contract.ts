@@ -72,6 +72,14 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_mac_flaps_total', type: 'counter', labels: { bridge: ANY } },
   { name: 'bridgewatch_fdb_repair_skipped_total', type: 'counter', labels: { reason: ['static', 'permanent', 'extern_learn', 'sticky', 'dry_run', 'error'] } },
   { name: 'bridgewatch_announce_mode', type: 'gauge', labels: { mode: ANNOUNCE_MODES } },
+  // the guest's own L3 announcements replayed with the heal (issue G, item 3)
+  { name: 'bridgewatch_announcements_replayed_total', type: 'counter', labels: { bridge: ANY, kind: ['garp', 'na'] } },
+  { name: 'bridgewatch_replay_send_errors_total', type: 'counter', labels: { bridge: ANY } },
+  {
+    name: 'bridgewatch_announcements_not_kept_total',
+    type: 'counter',
+    labels: { reason: ['spoofed', 'truncated', 'tagged', 'malformed', 'evicted', 'ring_full', 'rate_limit', 'load_failed'] },
+  },
   // which VM (issue H): one info series per identified guest port, and the sources' failures
   { name: 'bridgewatch_guest_info', type: 'gauge', labels: { port: ANY, mac: ANY, vm: ANY, vm_uuid: ANY, vm_namespace: ANY, source: ['libvirt', 'kubevirt', 'file'] } },
   { name: 'bridgewatch_identity_errors_total', type: 'counter', labels: { source: ['libvirt', 'kubevirt', 'file'] } },
