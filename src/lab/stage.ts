@@ -49,6 +49,7 @@ export class Stage {
       framesBeforeForwarding: view?.framesBeforeForwarding ?? null,
       verdict: this.daemon ? (view?.verdict ?? 'none') : null,
       rarpSent: this.daemon ? (view?.rarpSent ?? 0) : null,
+      replayed: this.daemon ? await this.daemon.replayedTotal() : null,
     };
   }
 
