@@ -25,6 +25,7 @@ const volatile __u32 arm_await = 0;                /* a new MAC is watched on th
 
 /* keeps struct bw_event in BTF (ring buffers carry no value type) for the layout check */
 const volatile struct bw_event bw_event_layout = {};
+const volatile struct bw_frame bw_frame_layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -45,6 +46,19 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } bw_events SEC(".maps");
+
+/* kept announcement bytes (see struct bw_frame): rare, so small */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} bw_frames SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BW_FSTAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} bw_frame_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -87,6 +101,14 @@ static __always_inline void stat_inc(__u32 idx)
 
 	if (v)
 		*v += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline void fstat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&bw_frame_stats, &idx);
+
+	if (v)
+		*v += 1;
 }
 
 #include "port_state.bpf.h"
@@ -207,7 +229,8 @@ static __always_inline int global_budget(__u64 now)
 	return 1;
 }
 
-static __always_inline void emit(struct bw_mac_stats *st, const struct bw_key *key, __u64 now,
+/* returns 1 when the event was submitted */
+static __always_inline int emit(struct bw_mac_stats *st, const struct bw_key *key, __u64 now,
 				 __u8 kind, __u8 flags, __u16 vlan, __u8 state, __u32 len)
 {
 	struct bw_event *ev;
@@ -219,17 +242,17 @@ static __always_inline void emit(struct bw_mac_stats *st, const struct bw_key *k
 	}
 	if (st->win_events >= ev_per_mac) {
 		stat_inc(BW_STAT_DROP_RATE_MAC);
-		return;
+		return 0;
 	}
 	__sync_fetch_and_add(&st->win_events, 1);
 	if (!global_budget(now)) {
 		stat_inc(BW_STAT_DROP_RATE_ALL);
-		return;
+		return 0;
 	}
 	ev = bpf_ringbuf_reserve(&bw_events, sizeof(*ev), 0);
 	if (!ev) {
 		stat_inc(BW_STAT_DROP_RINGBUF);
-		return;
+		return 0;
 	}
 	ev->ts_ns = now;
 	ev->ifindex = key->ifindex;
@@ -242,7 +265,44 @@ static __always_inline void emit(struct bw_mac_stats *st, const struct bw_key *k
 	ev->len = len;
 	ev->pad2 = 0;
 	bpf_ringbuf_submit(ev, 0);
+	return 1;
 }
+
+/* keep the bytes of an announcement its port could not forward (ring bw_frames) */
+static __always_inline void keep_frame(struct __sk_buff *ctx, const struct bw_key *key, __u64 now,
+				       __u8 kind, __u16 vlan)
+{
+	struct bw_frame *f;
+	__u64 n = ctx->len;
+
+	/* clamp in one 64-bit register right before the call: a constant-bounded length that
+	 * older verifiers (6.1) track without relying on how clang moved it through 32-bit ops */
+	asm volatile("if %[n] <= %[max] goto +1; %[n] = %[max]" : [n] "+r"(n) : [max] "i"(BW_FRAME_BYTES));
+	if (n < sizeof(struct ethhdr))
+		return;
+	f = bpf_ringbuf_reserve(&bw_frames, sizeof(*f), 0);
+	if (!f) {
+		fstat_inc(BW_FSTAT_DROP_RINGBUF);
+		return;
+	}
+	if (bpf_skb_load_bytes(ctx, 0, f->data, n)) {
+		bpf_ringbuf_discard(f, 0);
+		fstat_inc(BW_FSTAT_LOAD_FAIL);
+		return;
+	}
+	f->ts_ns = now;
+	f->ifindex = key->ifindex;
+	__builtin_memcpy(f->mac, key->mac, 6);
+	f->kind = kind;
+	f->pad = 0;
+	f->vlan = vlan;
+	f->caplen = n;
+	f->len = ctx->len;
+	f->pad2 = 0;
+	bpf_ringbuf_submit(f, 0);
+	fstat_inc(BW_FSTAT_KEPT);
+}
+
 
 /* the slow path: record the frame in its {port, MAC} entry, emit an event if it is a fact */
 static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *port, struct ethhdr *eth,
@@ -318,8 +378,17 @@ static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *
 		__sync_fetch_and_add(&st->unfwd_kinds[kind], 1);
 	after_record(&key, vlan, st, now, fwd, vlan_moved);
 
-	if ((flags & BW_EV_FIRST) || kind != BW_KIND_OTHER)
-		emit(st, &key, now, kind, flags, vlan, state, ctx->len);
+	if ((flags & BW_EV_FIRST) || kind != BW_KIND_OTHER) {
+		int sent = emit(st, &key, now, kind, flags, vlan, state, ctx->len);
+
+		/* an L3 announcement that died here: its bytes, for the replay after the heal */
+		if (!fwd && (kind == BW_KIND_GARP || kind == BW_KIND_NA)) {
+			if (sent)
+				keep_frame(ctx, &key, now, kind, vlan);
+			else
+				fstat_inc(BW_FSTAT_DROP_EVENT);
+		}
+	}
 }
 
 SEC("tc")

@@ -134,12 +134,43 @@ struct bw_limiter {
 	__u64 events;
 };
 
+/*
+ * Kept announcements (ring bw_frames): a gratuitous ARP or unsolicited NA that arrived while
+ * its port could not forward, its first BW_FRAME_BYTES bytes as the guest sent them, for user
+ * space to replay after the heal. Emitted only when the frame's bw_event was (same limits).
+ */
+#define BW_FRAME_BYTES 128
+
+/* ring buffer record of bw_frames */
+struct bw_frame {
+	__u64 ts_ns;
+	__u32 ifindex;
+	__u8 mac[6];
+	__u8 kind;       /* BW_KIND_GARP or BW_KIND_NA */
+	__u8 pad;
+	__u16 vlan;      /* outer VLAN id (in the bytes or in skb metadata), 0 = untagged */
+	__u16 caplen;    /* bytes in data: min(len, BW_FRAME_BYTES) */
+	__u32 len;       /* frame length */
+	__u32 pad2;
+	__u8 data[BW_FRAME_BYTES];
+};
+
+/* per-CPU counters of map bw_frame_stats (index = enum) */
+enum bw_frame_stat {
+	BW_FSTAT_KEPT = 0,          /* frames put in bw_frames */
+	BW_FSTAT_DROP_RINGBUF = 1,  /* lost: bw_frames full */
+	BW_FSTAT_DROP_EVENT = 2,    /* not kept: the frame's event was rate-limited or lost */
+	BW_FSTAT_LOAD_FAIL = 3,     /* bpf_skb_load_bytes failed */
+	BW_FSTAT_MAX = 4,
+};
+
 _Static_assert(sizeof(struct bw_key) == 12, "bw_key layout");
 _Static_assert(sizeof(struct bw_mac_stats) == 136, "bw_mac_stats layout");
 _Static_assert(sizeof(struct bw_event) == 32, "bw_event layout");
 _Static_assert(sizeof(struct bw_limiter) == 16, "bw_limiter layout");
 _Static_assert(sizeof(struct bw_settled) == 48, "bw_settled layout");
 _Static_assert(sizeof(struct bw_epoch) == 64, "bw_epoch layout");
+_Static_assert(sizeof(struct bw_frame) == 32 + BW_FRAME_BYTES, "bw_frame layout");
 _Static_assert(sizeof(struct bw_settled_cpu) == 48 * BW_SETTLED_SLOTS, "bw_settled_cpu layout");
 
 #endif /* BRIDGEWATCH_H */

@@ -1,9 +1,10 @@
 // How the daemon observes guest frames: eBPF in the kernel (exact) or libpcap capture in user
 // space (the fallback where BPF is unavailable). Both give the same facts in the same shapes.
-import type { BpfEvent, MacEntry, MacStats, StatName } from './bpf/abi.js';
+import type { BpfEvent, BpfFrame, FrameStatName, MacEntry, MacStats, StatName } from './bpf/abi.js';
 import { BpfCollection, type Attachment, type LoadOptions } from './bpf/loader.js';
 import { EventReader } from './bpf/events.js';
 import type { AwaitTable } from './bpf/await.js';
+import { KeptFrameReader } from './bpf/kept.js';
 
 export interface ObserveBackend {
   readonly mode: 'ebpf' | 'pcap';
@@ -24,6 +25,15 @@ export interface ObserveBackend {
   stats(): Record<StatName, number>;
   /** deliver events to onEvent from now on */
   startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number, err?: unknown) => void): void;
+  /**
+   * deliver kept announcements (gARP/NA bytes seen while the port could not forward) to onFrame
+   * from now on; poll() delivers them before the events of the same moment
+   */
+  startFrames?(onFrame: (f: BpfFrame) => void, onBad: (size: number, err?: unknown) => void): void;
+  /** deliver the kept announcements pending now (safe inside an event's delivery) */
+  pollFrames?(): void;
+  /** kept-announcement counters (monotonic) */
+  frameStats?(): Record<FrameStatName, number>;
   /** deliver what is pending now, synchronously */
   poll(): void;
   close(): void;
@@ -44,6 +54,7 @@ export class EbpfBackend implements ObserveBackend {
   readonly mode = 'ebpf' as const;
   readonly bpf: BpfCollection;
   private reader: EventReader | undefined;
+  private kept: KeptFrameReader | undefined;
 
   constructor(opts: LoadOptions) {
     this.bpf = BpfCollection.load(opts);
@@ -93,10 +104,23 @@ export class EbpfBackend implements ObserveBackend {
     this.reader = new EventReader(this.bpf.maps.events, { onEvent, onBadRecord: onBad });
     this.reader.start();
   }
+  startFrames(onFrame: (f: BpfFrame) => void, onBad: (size: number, err?: unknown) => void): void {
+    this.kept = new KeptFrameReader(this.bpf.frameMaps.frames, { onFrame, onBadRecord: onBad });
+    this.kept.start();
+  }
+  frameStats(): Record<FrameStatName, number> {
+    return this.bpf.frameStats();
+  }
+  pollFrames(): void {
+    this.kept?.poll();
+  }
   poll(): void {
+    this.kept?.poll(); // a frame is kept only after its event: both are here before the heal
     this.reader?.poll();
   }
   close(): void {
+    this.kept?.stop();
+    this.kept = undefined;
     this.reader?.stop();
     this.reader = undefined;
     this.bpf.close();

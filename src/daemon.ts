@@ -146,6 +146,10 @@ export class Daemon {
       (ev) => (ev.uplink ? this.onUplink(ev) : this.tracker.frame(ev)),
       (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'event record not applied'),
     );
+    this.bpf?.startFrames?.(
+      (f) => this.healer.keepFrame(f),
+      (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'kept frame record not applied'),
+    );
     if (this.bpf) this.metrics.setBuild({ version: VERSION, kernel: release(), mode: this.bpf.mode });
     this.packet = new PacketSocket();
     this.rtnl = new RtnlRequester();
@@ -495,6 +499,7 @@ export class Daemon {
       this.log.warn({ err: (e as Error).message }, 'delete port entries failed');
     }
     this.tracker.portDeleted(ifindex, tsNs);
+    this.healer.forgetPort(ifindex);
   }
 
   private attach(ifindex: number, name: string): void {
@@ -536,6 +541,11 @@ export class Daemon {
         counts: this.convergence?.counts() ?? new Map(),
         unconverged: (this.convergence?.unconverged() ?? []).filter((a) => a.bridge).map(({ bridge, port, mac }) => ({ bridge, port, mac })),
       }),
+      announcementsNotKept: () => {
+        const k = this.bpf?.frameStats?.();
+        const u = this.healer.replay.notKept;
+        return { ...u, ring_full: k?.drop_ringbuf ?? 0, rate_limit: k?.drop_event ?? 0, load_failed: k?.load_fail ?? 0 };
+      },
     };
   }
 }

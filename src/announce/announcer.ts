@@ -4,6 +4,7 @@ import { isUnicastMac, rarpFrame, withVlanTag } from './frames.js';
 import { announceOffsets, type AnnounceParameters } from './schedule.js';
 import { uplinkEgress, type PortVlans } from './vlans.js';
 import type { Clock } from '../tracker/types.js';
+import type { ReplayFrame, ReplayKind } from './replay.js';
 
 export type AnnounceMode = 'on' | 'dry-run' | 'off';
 export type Reason = 'late_attach' | 'manual';
@@ -32,8 +33,12 @@ export interface AnnouncerDeps {
     announceSuppressed(reason: string): void;
     reannounceLatency(bridge: string, sec: number): void;
     macConflict(bridge: string): void;
+    announcementReplayed?(bridge: string, kind: ReplayKind): void;
+    replayError?(bridge: string): void;
   };
   onSent?(ifindex: number, mac: string, tsNs: bigint, detail: string): void;
+  /** one of the guest's own kept announcements went out again */
+  onReplayed?(ifindex: number, mac: string, tsNs: bigint, kind: ReplayKind, detail: string): void;
   /**
    * Before a schedule's first frame: make the local bridge deliver the MAC to the guest's port
    * (`vid`: the guest's VLAN on a vlan_filtering bridge). Failures are the callee's to count.
@@ -49,6 +54,11 @@ export interface AnnounceTarget {
   mac: string;
   /** when the port reached forwarding (for the latency metric), if this is a late attach */
   forwardingNs?: bigint;
+  /**
+   * the guest's own gARP/NA frames that died on this port (replay.ts), sent again after the RARP
+   * in every round, byte for byte, under the same rules (rate cap, VLAN egress)
+   */
+  replay?: readonly ReplayFrame[];
 }
 
 export type Decision = { ok: true } | { ok: false; reason: 'off' | 'dry_run' | 'group_mac' | 'holdoff' | 'conflict' | 'no_bridge' | 'no_uplink' };
@@ -86,7 +96,7 @@ export class Announcer {
     // forget schedules past their holdoff, so this map holds only MACs announced lately
     for (const [mac, at] of this.lastSchedule) if (now - at >= this.d.holdoffMs) this.lastSchedule.delete(mac);
     this.lastSchedule.set(t.mac, now);
-    this.d.log.info({ ...log, rounds: this.d.params.rounds }, 'announce scheduled');
+    this.d.log.info({ ...log, rounds: this.d.params.rounds, ...(t.replay?.length && { replay: t.replay.map((f) => f.kind) }) }, 'announce scheduled');
     // a new schedule replaces one still running for this MAC, as QEMU's announce-self does
     const running = this.timers.get(t.mac);
     if (running) {
@@ -176,16 +186,32 @@ export class Announcer {
         this.d.metrics.announceSuppressed('rate_limit');
         continue;
       }
+      const via = `round ${round + 1} via ${up.name}${egress.vid ? ` vlan ${egress.vid}` : ''} (${reason})`;
       try {
         this.d.send(up.ifindex, egress.vid ? withVlanTag(base, egress.vid) : base);
         sent++;
         const ts = this.d.clock.monoNs();
         if (round === 0 && sent === 1 && t.forwardingNs !== undefined)
           this.d.metrics.reannounceLatency(t.bridge, Number(ts - t.forwardingNs) / 1e9);
-        this.d.onSent?.(t.ifindex, t.mac, ts, `round ${round + 1} via ${up.name}${egress.vid ? ` vlan ${egress.vid}` : ''} (${reason})`);
+        this.d.onSent?.(t.ifindex, t.mac, ts, via);
       } catch (e) {
         this.d.metrics.rarpError(t.bridge);
         this.d.log.warn({ port: t.port, mac: t.mac, uplink: up.name, err: (e as Error).message }, 'rarp send failed');
+      }
+      // the guest's own L3 announcements, as it sent them, tagged as the bridge would tag them
+      for (const f of t.replay ?? []) {
+        if (!this.take()) {
+          this.d.metrics.announceSuppressed('rate_limit');
+          continue;
+        }
+        try {
+          this.d.send(up.ifindex, egress.vid ? withVlanTag(f.data, egress.vid) : f.data);
+          this.d.metrics.announcementReplayed?.(t.bridge, f.kind);
+          this.d.onReplayed?.(t.ifindex, t.mac, this.d.clock.monoNs(), f.kind, via);
+        } catch (e) {
+          this.d.metrics.replayError?.(t.bridge);
+          this.d.log.warn({ port: t.port, mac: t.mac, uplink: up.name, kind: f.kind, err: (e as Error).message }, 'replay send failed');
+        }
       }
     }
     if (sent) this.d.metrics.rarpSent(t.bridge, reason, sent);

@@ -1,7 +1,7 @@
 // The daemon's side of re-announcing: which guests to heal, where RARP goes, and what counts as
 // a conflict, answered from the watcher, the tracker and the kernel map. Owns the Announcer.
 import type { Logger } from 'pino';
-import { macFromString } from '../bpf/abi.js';
+import { macFromString, type BpfFrame } from '../bpf/abi.js';
 import type { ObserveBackend } from '../backend.js';
 import type { Config } from '../config.js';
 import { BridgewatchError } from '../errors.js';
@@ -16,6 +16,7 @@ import type { Tracker } from '../tracker/timeline.js';
 import type { Clock } from '../tracker/types.js';
 import { Announcer, type AnnounceTarget } from './announcer.js';
 import { readBridgeVlans, type PortVlans } from './vlans.js';
+import { ReplayStore } from './replay.js';
 
 export interface HealerDeps {
   cfg: Config;
@@ -33,6 +34,8 @@ export interface HealerDeps {
 
 export class Healer {
   readonly announcer: Announcer;
+  /** the guests' own gARP/NA frames lost on their ports, replayed with the heal */
+  readonly replay = new ReplayStore();
   private readonly d: HealerDeps;
 
   constructor(d: HealerDeps) {
@@ -55,6 +58,7 @@ export class Healer {
       activeElsewhere: (mac, ifindex) => this.activeElsewhere(mac, ifindex),
       metrics: d.metrics,
       onSent: (ifindex, mac, ts, detail) => d.tracker.rarpSent(ifindex, mac, ts, detail),
+      onReplayed: (ifindex, mac, ts, kind, detail) => d.tracker.announcementReplayed(ifindex, mac, ts, kind, detail),
       beforeFirstRound: (t, vid) => this.repairFdb(t, vid, false),
       log: d.log,
     });
@@ -64,8 +68,28 @@ export class Healer {
     this.announcer.stop();
   }
 
+  /**
+   * A gARP/NA the kernel saw on a port that could not forward: kept (bounded, checked) for the
+   * heal. Only guest ports': an uplink's frames are other hosts'.
+   */
+  keepFrame(f: BpfFrame): void {
+    if (!this.d.watcher.link(f.ifindex)?.guest) return;
+    const r = this.replay.keep(f);
+    if (r !== 'kept' && r !== 'duplicate')
+      this.d.log.info({ port: this.d.watcher.link(f.ifindex)?.name, mac: f.mac, kind: f.kind, refused: r }, 'announcement not kept for replay');
+  }
+
+  /** The port is gone: forget its kept frames. */
+  forgetPort(ifindex: number): void {
+    this.replay.forgetPort(ifindex);
+  }
+
   /** A guest MAC was judged late: heal it unless one of its frames got through since. */
   lateMac(ifindex: number, mac: string, forwardingNs: bigint): void {
+    // taken whatever happens: kept frames serve this heal or none (a later one would be stale);
+    // drained first, in case this verdict came from an event read before its frame
+    this.d.backend()?.pollFrames?.();
+    const replay = this.replay.take(ifindex, mac);
     const info = this.d.tracker.portInfo(ifindex);
     if (!info) return;
     const e = this.d.backend()?.mac(ifindex, macFromString(mac));
@@ -74,7 +98,7 @@ export class Healer {
       this.d.log.info({ port: info.name, mac, suppressed: 'delivered_since' }, 'announce suppressed');
       return;
     }
-    const target = { ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs };
+    const target = { ifindex, port: info.name, bridge: info.bridge, mac, forwardingNs, replay };
     const d = this.announcer.announce(target, 'late_attach');
     if (!d.ok && d.reason === 'dry_run') void this.dryRunFdb(target);
   }

@@ -130,7 +130,32 @@ export const AWAIT: StructLayout = {
   fields: [f('out_ns', 0, 8), f('in_ns', 8, 8), f('out_ifindex', 16, 4), f('in_ifindex', 20, 4)],
 };
 
-export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH, AWAIT_KEY, AWAIT];
+
+/** BW_FRAME_BYTES: the bytes of an announcement the kernel keeps. */
+export const FRAME_BYTES = 128;
+
+export const FRAME: StructLayout = {
+  name: 'bw_frame',
+  size: 32 + FRAME_BYTES,
+  fields: [
+    f('ts_ns', 0, 8),
+    f('ifindex', 8, 4),
+    f('mac', 12, 6),
+    f('kind', 18, 1),
+    f('pad', 19, 1),
+    f('vlan', 20, 2),
+    f('caplen', 22, 2),
+    f('len', 24, 4),
+    f('pad2', 28, 4),
+    f('data', 32, FRAME_BYTES),
+  ],
+};
+
+/** enum bw_frame_stat: map bw_frame_stats, in index order. */
+export const FRAME_STATS = ['kept', 'drop_ringbuf', 'drop_event', 'load_fail'] as const;
+export type FrameStatName = (typeof FRAME_STATS)[number];
+
+export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH, FRAME, AWAIT_KEY, AWAIT];
 
 /** What a BTF struct looks like, as read from the object. */
 export interface BtfStruct {
@@ -303,6 +328,34 @@ export function decodeAwait(b: Buffer): AwaitState {
     inNs: b.readBigUInt64LE(off(AWAIT, 'in_ns')),
     outIfindex: b.readUInt32LE(off(AWAIT, 'out_ifindex')),
     inIfindex: b.readUInt32LE(off(AWAIT, 'in_ifindex')),
+  };
+}
+
+/** A kept announcement (bw_frames): the first `data.length` (caplen) of `len` bytes the guest sent. */
+export interface BpfFrame {
+  tsNs: bigint;
+  ifindex: number;
+  mac: string;
+  kind: Kind;
+  vlan: number;
+  len: number;
+  /** a copy, caplen bytes */
+  data: Buffer;
+}
+
+export function decodeFrame(b: Buffer): BpfFrame {
+  if (b.length < FRAME.size) throw new RangeError(`decode frame: ${b.length} bytes, want ${FRAME.size}`);
+  const caplen = b.readUInt16LE(off(FRAME, 'caplen'));
+  if (caplen > FRAME_BYTES) throw new RangeError(`decode frame: caplen ${caplen} > ${FRAME_BYTES}`);
+  const at = off(FRAME, 'data');
+  return {
+    tsNs: b.readBigUInt64LE(off(FRAME, 'ts_ns')),
+    ifindex: b.readUInt32LE(off(FRAME, 'ifindex')),
+    mac: macToString(b.subarray(off(FRAME, 'mac'))),
+    kind: KINDS[b.readUInt8(off(FRAME, 'kind'))] ?? 'other',
+    vlan: b.readUInt16LE(off(FRAME, 'vlan')),
+    len: b.readUInt32LE(off(FRAME, 'len')),
+    data: Buffer.from(b.subarray(at, at + caplen)),
   };
 }
 

@@ -27,7 +27,8 @@ import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
 import { AwaitTable } from './await.js';
 export type { MacEntry } from './abi.js';
-import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type FrameStatName, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { readFrameStats } from './kept.js';
 
 export const PROG_NAME = 'tc_ingress';
 // fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
@@ -106,6 +107,8 @@ interface LiveUplink {
 
 export class BpfCollection {
   readonly maps: { macs: number; events: number; stats: number; portCount: number; await: number; awaitN: number };
+  /** bw_frames (kept announcements) and bw_frame_stats */
+  readonly frameMaps: { frames: number; stats: number };
   readonly maxMacs: number;
   /** where the program learns "forwarding at this instant": skb->dev, or a map from rtnetlink */
   readonly portState: 'kernel' | 'netlink';
@@ -121,6 +124,7 @@ export class BpfCollection {
   private readonly ownedHooks: OwnedHooks;
   private readonly tables: KernelTables;
   private attachMode: 'tcx' | 'tc';
+  private readonly ncpu: number;
 
   private constructor(
     obj: unknown,
@@ -150,6 +154,8 @@ export class BpfCollection {
     const progFd = (name: string) => check(`find program ${name}`, l.prog_fd(l.find_prog(obj, name)) as number);
     this.uplinkFds = { in: progFd('tc_uplink_in'), out: progFd('tc_uplink_out') };
     this.awaits = new AwaitTable(this.maps.await, this.maps.awaitN, l.map_max_entries(l.find_map(obj, 'bw_await')) as number);
+    this.frameMaps = { frames: mapFd('bw_frames'), stats: mapFd('bw_frame_stats') };
+    this.ncpu = l.num_possible_cpus() as number;
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.tables = new KernelTables({ ...this.maps, settled: mapFd('bw_settled') }, l.num_possible_cpus() as number);
     this.ownedHooks = new OwnedHooks(stateDir);
@@ -428,6 +434,11 @@ export class BpfCollection {
   /** Global counters, summed over CPUs. */
   stats(): Record<StatName, number> {
     return this.tables.stats();
+  }
+
+  /** Kept-announcement counters (bw_frame_stats), summed over CPUs. */
+  frameStats(): Record<FrameStatName, number> {
+    return readFrameStats(this.frameMaps.stats, this.ncpu);
   }
 
   /** Run the program on one frame (BPF_PROG_TEST_RUN); ctx may set ifindex. */

@@ -7,7 +7,7 @@
 import koffi from 'koffi';
 import type { Logger } from 'pino';
 import type { ObserveBackend } from '../backend.js';
-import { EVENT, type BpfEvent, type MacEntry, type MacStats, type StatName } from '../bpf/abi.js';
+import { EVENT, FRAME_BYTES, FRAME_STATS, type BpfEvent, type BpfFrame, type FrameStatName, type MacEntry, type MacStats, type StatName } from '../bpf/abi.js';
 import type { Attachment, Tunables } from '../bpf/loader.js';
 import { BridgewatchError } from '../errors.js';
 import { Capture, ENETDOWN } from './capture.js';
@@ -34,9 +34,11 @@ export interface PcapBackendOptions {
   bufferBytes?: number;
   /** events waiting for the consumer (the kernel's ring buffer) */
   maxQueuedEvents?: number;
+  /** kept announcements waiting for the consumer (the kernel's bw_frames) */
+  maxQueuedFrames?: number;
 }
 
-const DEFAULTS = { intervalMs: 20, snaplen: 128, bufferBytes: 256 * 1024, maxQueuedEvents: 8192 };
+const DEFAULTS = { intervalMs: 20, snaplen: 128, bufferBytes: 256 * 1024, maxQueuedEvents: 8192, maxQueuedFrames: 256 };
 const READ_BUDGET = 4096; // frames per port per read: a flooding guest cannot hold the event loop
 
 interface Port {
@@ -68,6 +70,10 @@ export class PcapBackend implements ObserveBackend {
   private readonly timer: NodeJS.Timeout;
   private readonly reader: FrameReader;
   private queue: BpfEvent[] = [];
+  private frames: BpfFrame[] = [];
+  private readonly frameCounters = Object.fromEntries(FRAME_STATS.map((n) => [n, 0])) as Record<FrameStatName, number>;
+  private onKept: ((f: BpfFrame) => void) | undefined;
+  private deliveringFrames = false;
   private closedDrops = 0;
   private current: Port | undefined;
   private reading = false;
@@ -167,8 +173,23 @@ export class PcapBackend implements ObserveBackend {
     this.onBad = onBad;
   }
 
+  /** As the kernel's bw_frames: a gARP/NA captured while its port could not forward, once its event was admitted. */
+  startFrames(onFrame: (f: BpfFrame) => void): void {
+    this.onKept = onFrame;
+  }
+
+  frameStats(): Record<FrameStatName, number> {
+    return { ...this.frameCounters };
+  }
+
+  pollFrames(): void {
+    this.read();
+    this.deliverFrames();
+  }
+
   poll(): void {
     this.read();
+    this.deliverFrames();
     this.deliver();
   }
 
@@ -303,6 +324,36 @@ export class PcapBackend implements ObserveBackend {
     if (!ev) return;
     if (this.queue.length >= this.o.maxQueuedEvents) this.table.counters.drop_ringbuf++;
     else this.queue.push(ev);
+    if (!ev.forwarding && (ev.kind === 'garp' || ev.kind === 'na') && this.onKept) this.keep(ev, f.data, f.len);
+  }
+
+  /** The frame's bytes as TC sees them (outer tag in metadata), the first FRAME_BYTES of them. */
+  private keep(ev: BpfEvent, data: Uint8Array, len: number): void {
+    if (this.frames.length >= this.o.maxQueuedFrames) {
+      this.frameCounters.drop_ringbuf++;
+      return;
+    }
+    const bytes = Buffer.from(data.subarray(0, Math.min(len, FRAME_BYTES)));
+    this.frames.push({ tsNs: ev.tsNs, ifindex: ev.ifindex, mac: ev.mac, kind: ev.kind, vlan: ev.vlan, len, data: bytes });
+    this.frameCounters.kept++;
+  }
+
+  private deliverFrames(): void {
+    if (!this.onKept || this.deliveringFrames) return;
+    this.deliveringFrames = true;
+    try {
+      const q = this.frames;
+      this.frames = [];
+      for (const f of q) {
+        try {
+          this.onKept(f);
+        } catch {
+          this.onBad?.(EVENT.size);
+        }
+      }
+    } finally {
+      this.deliveringFrames = false;
+    }
   }
 
   private deliver(): void {

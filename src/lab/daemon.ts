@@ -113,6 +113,15 @@ export class LabDaemon {
     return n;
   }
 
+  /** The guest gARP/NA frames it replayed: the sum of bridgewatch_announcements_replayed_total. */
+  async replayedTotal(): Promise<number> {
+    const r = await nsGet(this.ns, '/metrics');
+    if (r.status !== 200) throw new BridgewatchError('EKERNEL', `get /metrics from bridgewatch: HTTP ${r.status || 'no answer'}`);
+    let n = 0;
+    for (const m of r.body.matchAll(/^bridgewatch_announcements_replayed_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+    return n;
+  }
+
   /** Let it outlive the lab (`--keep`): `bridgewatch lab --down` ends it through the pid file. */
   release(): void {
     this.child?.unref();

@@ -2,7 +2,9 @@
 // one MAC and one IPv4 address, answers ARP requests and ICMP echo for that address through a
 // tap's fd, asks for a neighbour with a broadcast ARP request (as any guest does: that is how
 // every bridge on the segment, the destination host's too, learns its MAC on their uplink), and
-// after a migration sends QEMU's RARP burst on QEMU's schedule.
+// after a migration sends QEMU's RARP burst on QEMU's schedule, each round followed by the
+// gratuitous ARP and unsolicited NA a virtio-net guest with VIRTIO_NET_F_GUEST_ANNOUNCE sends
+// when QEMU signals it (QEMU does both in every round of its self-announcement).
 import { macFromString } from '../bpf/abi.js';
 import { rarpFrame } from '../announce/frames.js';
 import { ANNOUNCE_DEFAULTS, announceOffsets } from '../announce/schedule.js';
@@ -79,11 +81,75 @@ export function echoReply(frame: Buffer, mac: Buffer, ip: Buffer): Buffer | null
   return pad(Buffer.concat([ethHeader(frame.subarray(6, 12), mac, ETH_P_IP), out]));
 }
 
+/**
+ * The gratuitous ARP Linux sends on NETDEV_NOTIFY_PEERS (arp_send(ARPOP_REQUEST, ...) with
+ * sender = target = its address, target hardware zero): 42 bytes, unpadded, as written to virtio.
+ */
+export function gratuitousArp(mac: Buffer, ip: Buffer): Buffer {
+  const body = Buffer.alloc(28);
+  body.writeUInt16BE(1, 0);
+  body.writeUInt16BE(ETH_P_IP, 2);
+  body[4] = 6;
+  body[5] = 4;
+  body.writeUInt16BE(ARP_REQUEST, 6);
+  mac.copy(body, 8);
+  ip.copy(body, 14);
+  ip.copy(body, 24);
+  return Buffer.concat([ethHeader(Buffer.alloc(6, 0xff), mac, ETH_P_ARP), body]);
+}
+
+/** The IPv6 link-local address of `mac` (modified EUI-64, RFC 4291 appendix A). */
+export function linkLocal(mac: Buffer): Buffer {
+  const b = Buffer.alloc(16);
+  b[0] = 0xfe;
+  b[1] = 0x80;
+  b[8] = mac[0] ^ 0x02;
+  mac.copy(b, 9, 1, 3);
+  b[11] = 0xff;
+  b[12] = 0xfe;
+  mac.copy(b, 13, 3, 6);
+  return b;
+}
+
+const ETH_P_IPV6 = 0x86dd;
+const ALL_NODES = Buffer.from('ff020000000000000000000000000001', 'hex');
+
+/**
+ * Linux's unsolicited NA (ndisc_send_unsol_na): from `ip` to ff02::1, hop limit 255, override
+ * set, target `ip`, a target link-layer address option with `mac`: 86 bytes.
+ */
+export function unsolicitedNa(mac: Buffer, ip: Buffer): Buffer {
+  const icmp = Buffer.alloc(32);
+  icmp[0] = 136;
+  icmp[4] = 0x20; // override
+  ip.copy(icmp, 8);
+  icmp[24] = 2; // target link-layer address
+  icmp[25] = 1;
+  mac.copy(icmp, 26);
+  const pseudo = Buffer.alloc(40);
+  ip.copy(pseudo, 0);
+  ALL_NODES.copy(pseudo, 16);
+  pseudo.writeUInt32BE(icmp.length, 32);
+  pseudo[39] = 58;
+  icmp.writeUInt16BE(inetChecksum(Buffer.concat([pseudo, icmp])), 2);
+  const ip6 = Buffer.alloc(40);
+  ip6.writeUInt32BE(0x60000000, 0);
+  ip6.writeUInt16BE(icmp.length, 4);
+  ip6[6] = 58;
+  ip6[7] = 255;
+  ip.copy(ip6, 8);
+  ALL_NODES.copy(ip6, 24);
+  return Buffer.concat([ethHeader(Buffer.from('333300000001', 'hex'), mac, ETH_P_IPV6), ip6, icmp]);
+}
+
 export interface GuestStats {
   arpReplies: number;
   arpRequests: number;
   echoReplies: number;
   rarpSent: number;
+  /** the guest's own announcements after a migration (virtio GUEST_ANNOUNCE) */
+  garpSent: number;
+  naSent: number;
   /** writes the kernel refused (a down or deleted tap) */
   writeErrors: number;
 }
@@ -91,7 +157,9 @@ export interface GuestStats {
 export class SimGuest {
   readonly mac: Buffer;
   readonly ip: Buffer;
-  readonly stats: GuestStats = { arpReplies: 0, arpRequests: 0, echoReplies: 0, rarpSent: 0, writeErrors: 0 };
+  /** its IPv6 link-local address, announced by NA */
+  readonly ip6: Buffer;
+  readonly stats: GuestStats = { arpReplies: 0, arpRequests: 0, echoReplies: 0, rarpSent: 0, garpSent: 0, naSent: 0, writeErrors: 0 };
   private tap: Tap | null = null;
   private poller: NodeJS.Timeout | undefined;
   private readonly burst = new Set<NodeJS.Timeout>();
@@ -99,6 +167,7 @@ export class SimGuest {
   constructor(mac: string, ip: string) {
     this.mac = macFromString(mac);
     this.ip = ipv4Bytes(ip);
+    this.ip6 = linkLocal(this.mac);
   }
 
   /** Run on `tap` (the guest's NIC is its fd): answer what arrives, every few ms. */
@@ -124,13 +193,21 @@ export class SimGuest {
     return ok;
   }
 
-  /** QEMU's post-migration RARP burst (net/announce.c): rounds at 0, 50, 200, 450, 800 ms. */
+  /**
+   * QEMU's post-migration RARP burst (net/announce.c): rounds at 0, 50, 200, 450, 800 ms; in each,
+   * QEMU also signals a virtio-net guest with GUEST_ANNOUNCE (virtio_net_announce), which sends a
+   * gratuitous ARP and an unsolicited NA for its addresses.
+   */
   announce(): void {
     const frame = rarpFrame(this.mac);
+    const garp = gratuitousArp(this.mac, this.ip);
+    const na = unsolicitedNa(this.mac, this.ip6);
     for (const at of announceOffsets(ANNOUNCE_DEFAULTS)) {
       const t = setTimeout(() => {
         this.burst.delete(t);
         if (this.send(frame)) this.stats.rarpSent++;
+        if (this.send(garp)) this.stats.garpSent++;
+        if (this.send(na)) this.stats.naSent++;
       }, at);
       this.burst.add(t);
     }

@@ -29,6 +29,10 @@ export interface ScenarioResult {
   convergenceSeconds: number | null;
   /** bridgewatch's state for that arrival (converged, unconverged, ...); null without it */
   convergenceState: string | null;
+  /** gARP and NA frames the simulated guest itself sent on host B (virtio GUEST_ANNOUNCE); null for QEMU and Linux */
+  guestL3Sent?: number | null;
+  /** the guest's own gARP/NA frames bridgewatch replayed (bridgewatch_announcements_replayed_total); null without it */
+  replayed: number | null;
   // simulated guest only
   pingsSent?: number;
   pingsLost?: number;
@@ -101,9 +105,9 @@ export function renderTable(s: LabSummary): string {
   const bw = (r: ScenarioResult) => [dash(r.verdict), dash(r.rarpSent), convergenceText(r)];
   if (s.mode === 'linux') {
     return table(
-      ['run', 'pings sent', 'lost', 'lost after join', 'first reply after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)'],
+      ['run', 'pings sent', 'lost', 'lost after join', 'first reply after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)', 'gARP/NA replayed'],
       s.scenarios.map((r) => [
-        r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), firstReplyText(r), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r),
+        r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), firstReplyText(r), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r), dash(r.replayed),
       ]),
     );
   }
@@ -114,8 +118,8 @@ export function renderTable(s: LabSummary): string {
     );
   }
   return table(
-    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)'],
-    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r)]),
+    ['scenario', 'pings sent', 'lost', 'lost after join', 'outage', 'switch learned host B after join', "B's bridge had guest on", 'bridgewatch verdict', 'RARPs sent by bridgewatch', 'converged (bridgewatch)', 'gARP/NA sent by guest', 'gARP/NA replayed by bridgewatch'],
+    s.scenarios.map((r) => [r.name, dash(r.pingsSent), dash(r.pingsLost), dash(r.pingsLostAfterJoin), outageText(r), learnedText(r), dash(r.hostBFdbBeforeJoin), ...bw(r), dash(r.guestL3Sent), dash(r.replayed)]),
   );
 }
 

@@ -65,7 +65,7 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     guest.attach(tapB);
     const tResume = now();
     guest.announce();
-    p.say(`${tag} migrated: the guest resumed on host B and announces itself (QEMU's RARP burst, 0-800 ms) into ${GUEST_TAP}, in no bridge yet`);
+    p.say(`${tag} migrated: the guest resumed on host B and announces itself (QEMU's RARP burst, 0-800 ms, each round with its own gARP and NA) into ${GUEST_TAP}, in no bridge yet`);
 
     // the hotplug script, late
     await pause(o.lateMs - (now() - tResume), signal);
@@ -107,6 +107,7 @@ export async function guestScenario(o: ScenarioOptions): Promise<ScenarioResult>
     ok = true;
     return {
       ...base,
+      guestL3Sent: guest.stats.garpSent + guest.stats.naSent,
       pingsSent: sum.sent,
       pingsLost: sum.lost,
       pingsLostAfterJoin: pinger.lostBetween(tJoin),

@@ -52,6 +52,7 @@ export class Stage {
       rarpSent: this.daemon ? (view?.rarpSent ?? 0) : null,
       convergenceSeconds: arrival?.convergenceSeconds ?? null,
       convergenceState: this.daemon ? (arrival?.state ?? 'none') : null,
+      replayed: this.daemon ? await this.daemon.replayedTotal() : null,
     };
   }
 

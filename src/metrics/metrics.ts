@@ -6,6 +6,7 @@ import { KINDS, type Kind } from '../bpf/abi.js';
 import type { TrackerSink } from '../tracker/types.js';
 import { MOVE_DIRECTIONS, type MoveDirection } from '../tracker/moves.js';
 import { IDENTITY_SOURCES } from '../identity/types.js';
+import { NOT_KEPT_REASONS, REPLAY_KINDS, type NotKeptReason, type ReplayKind } from '../announce/replay.js';
 
 /** 1 ms .. 60 s, with QEMU's announce instants (0.05, 0.2, 0.45, 0.8 s) as exact bounds. */
 export const DELAY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.45, 0.8, 1, 2.5, 5, 10, 30, 60];
@@ -64,6 +65,8 @@ export interface MetricsSource {
   refused(): { ports: number; macs: number; timeline: number };
   /** guests awaiting the fabric per bridge, and the unconverged ones */
   convergence?(): { counts: Map<string, { awaiting: number; unconverged: number }>; unconverged: { bridge: string; port: string; mac: string }[] };
+  /** guest announcements (gARP/NA) not kept for replay, by reason, kernel and user space (monotonic) */
+  announcementsNotKept?(): Record<NotKeptReason, number>;
 }
 
 export type AnnounceMode = 'on' | 'dry-run' | 'off';
@@ -177,6 +180,9 @@ export class Metrics implements TrackerSink {
         g.reset();
         for (const u of src.convergence?.().unconverged ?? []) g.set(u, 1);
       }),
+      replayed: counter('announcements_replayed_total', 'The guest\'s own gratuitous ARP (garp) or unsolicited NA (na), lost on its port before it forwarded, sent again byte for byte with the RARPs.', ['bridge', 'kind'] as const),
+      replayErrors: counter('replay_send_errors_total', 'Replayed guest announcements that failed to send.', ['bridge'] as const),
+      notKept: counter('announcements_not_kept_total', 'Guest gARP/NA frames lost on a port that could not forward and not kept for replay, by reason.', ['reason'] as const),
       conflicts: counter('mac_conflicts_total', 'A guest MAC active on two local ports at once (no announcement sent).', ['bridge'] as const),
     };
     this.c.buildInfo.set({ ...build }, 1);
@@ -184,6 +190,7 @@ export class Metrics implements TrackerSink {
     for (const reason of ATTACH_ERROR_REASONS) this.c.attachErrors.inc({ reason }, 0);
     for (const reason of UNRECORDED_REASONS) this.c.unrecorded.inc({ reason }, 0);
     for (const reason of FDB_SKIP_REASONS) this.c.fdbSkipped.inc({ reason }, 0);
+    for (const reason of NOT_KEPT_REASONS) this.c.notKept.inc({ reason }, 0);
     for (const source of IDENTITY_SOURCES) this.c.identityErrors.inc({ source }, 0);
     for (const what of ['ports', 'macs', 'timeline']) this.c.refused.inc({ what }, 0);
     for (const m of ['on', 'dry-run', 'off'] as const) this.c.announceMode.set({ mode: m }, m === announceMode ? 1 : 0);
@@ -216,6 +223,8 @@ export class Metrics implements TrackerSink {
     }
     const idErrors = this.src.identityErrors?.();
     if (idErrors) for (const source of IDENTITY_SOURCES) this.grow(this.c.identityErrors, `identity_${source}`, idErrors[source], { source });
+    const notKept = this.src.announcementsNotKept?.();
+    if (notKept) for (const reason of NOT_KEPT_REASONS) this.grow(this.c.notKept, `not_kept_${reason}`, notKept[reason], { reason });
     const unrecorded = this.src.bpfUnrecorded?.();
     for (const reason of UNRECORDED_REASONS) {
       const v = unrecorded?.[reason] ?? 0;
@@ -244,7 +253,8 @@ export class Metrics implements TrackerSink {
     if (this.bridgesKnown.has(bridge)) return;
     this.bridgesKnown.add(bridge);
     const b = { bridge };
-    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps]) ctr.inc(b, 0);
+    for (const ctr of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.replayErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps]) ctr.inc(b, 0);
+    for (const kind of REPLAY_KINDS) this.c.replayed.inc({ bridge, kind }, 0);
     for (const direction of MOVE_DIRECTIONS) this.c.fdbMoves.inc({ bridge, direction }, 0);
     for (const kind of KINDS) {
       this.c.before.inc({ bridge, kind }, 0);
@@ -259,7 +269,8 @@ export class Metrics implements TrackerSink {
     if (!this.bridgesKnown.delete(bridge)) return;
     const b = { bridge };
     for (const direction of MOVE_DIRECTIONS) this.c.fdbMoves.remove({ bridge, direction });
-    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce, this.c.convergence])
+    for (const kind of REPLAY_KINDS) this.c.replayed.remove({ bridge, kind });
+    for (const m of [this.c.joins, this.c.late, this.c.silent, this.c.rarpErrors, this.c.replayErrors, this.c.conflicts, this.c.fdbRepairs, this.c.flaps, this.c.attachDelay, this.c.firstFrameDelay, this.c.reannounce, this.c.convergence])
       m.remove(b);
     for (const reason of UNJUDGED_REASONS) this.c.unjudged.remove({ bridge, reason });
     for (const kind of KINDS) {
@@ -316,6 +327,12 @@ export class Metrics implements TrackerSink {
   }
   reannounceLatency(bridge: string, sec: number): void {
     this.c.reannounce.observe({ bridge }, sec);
+  }
+  announcementReplayed(bridge: string, kind: ReplayKind): void {
+    this.c.replayed.inc({ bridge, kind });
+  }
+  replayError(bridge: string): void {
+    this.c.replayErrors.inc({ bridge });
   }
   macConflict(bridge: string): void {
     this.c.conflicts.inc({ bridge });

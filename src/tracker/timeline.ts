@@ -225,6 +225,12 @@ export class Tracker {
     this.fact(port, tsNs, { type: 'rarp_sent', mac, kind: 'rarp', detail });
   }
 
+  /** One of the guest's own gARP/NA frames, lost on this port, was sent again out of an uplink. */
+  announcementReplayed(ifindex: number, mac: string, tsNs: bigint, kind: Kind, detail: string): void {
+    const port = this.ports.get(ifindex);
+    if (port) this.fact(port, tsNs, { type: 'announcement_replayed', mac, kind, detail });
+  }
+
   /** The local bridge's entry for the MAC was moved to this port (the heal's local half). */
   fdbRepaired(ifindex: number, mac: string, tsNs: bigint, detail: string): void {
     const port = this.ports.get(ifindex);

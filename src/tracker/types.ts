@@ -25,6 +25,7 @@ export type FactType =
   | 'announcement'
   | 'verdict'
   | 'rarp_sent'
+  | 'announcement_replayed' // one of the guest's own gARP/NA, kept while its port could not forward, sent again
   | 'fdb_repaired'
   | 'fdb_move';
 

@@ -34,6 +34,11 @@ describe('bridgewatch lab (simulated guest)', () => {
     for (const x of s.scenarios) expect(x.hostBFdbBeforeJoin, x.name).toBe('eth0');
     // the guest's own burst went into the tap before it was bridged: all 5, all lost
     expect(withBw.guestRarpSent).toBe(5);
+    // and, as a virtio guest with GUEST_ANNOUNCE, a gARP and an NA in each round: lost too, then
+    // replayed by bridgewatch byte for byte in each of its 5 rounds (one distinct frame of each kind)
+    expect(withBw.guestL3Sent).toBe(10);
+    expect(withBw.replayed).toBe(10);
+    expect(without.replayed).toBeNull();
     expect(without.outageCapped).toBe(false);
     expect(withBw.outageCapped).toBe(false);
     expect(without.outageSeconds!).toBeGreaterThanOrEqual(10 * withBw.outageSeconds!);
@@ -55,7 +60,8 @@ describe('bridgewatch lab (simulated guest)', () => {
     expect(r.stderr).toMatch(/bridgewatch saw the fabric deliver to the guest again \d+\.\d+ s after its first frame on host B \(the client's outage: /);
     // the table is on stderr with --json; stdout is the JSON alone
     expect(r.stderr).toMatch(/without bridgewatch +\d+ +\d+/);
-    expect(r.stderr).toMatch(/with bridgewatch .* late +\d+/);
+    expect(r.stderr).toMatch(/with bridgewatch .* late +\d+ +10 +10$/m);
+    expect(r.stderr).toContain('gARP/NA replayed by bridgewatch');
     expect(leftovers()).toEqual([]);
   }, 300_000);
 

@@ -80,6 +80,14 @@ export const METRIC_CONTRACT: readonly ContractMetric[] = [
   { name: 'bridgewatch_guests_awaiting_convergence', type: 'gauge', labels: { bridge: ANY } },
   { name: 'bridgewatch_guest_unconverged', type: 'gauge', labels: { bridge: ANY, port: ANY, mac: ANY }, onlyWhile: 'a guest is unconverged' },
   { name: 'bridgewatch_convergence_unjudged_total', type: 'counter', labels: { bridge: ANY, reason: ['quiet', 'gone', 'not_watched'] } },
+  // the guest's own L3 announcements replayed with the heal (issue G, item 3)
+  { name: 'bridgewatch_announcements_replayed_total', type: 'counter', labels: { bridge: ANY, kind: ['garp', 'na'] } },
+  { name: 'bridgewatch_replay_send_errors_total', type: 'counter', labels: { bridge: ANY } },
+  {
+    name: 'bridgewatch_announcements_not_kept_total',
+    type: 'counter',
+    labels: { reason: ['spoofed', 'truncated', 'tagged', 'malformed', 'evicted', 'ring_full', 'rate_limit', 'load_failed'] },
+  },
   // which VM (issue H): one info series per identified guest port, and the sources' failures
   { name: 'bridgewatch_guest_info', type: 'gauge', labels: { port: ANY, mac: ANY, vm: ANY, vm_uuid: ANY, vm_namespace: ANY, source: ['libvirt', 'kubevirt', 'file'] } },
   { name: 'bridgewatch_identity_errors_total', type: 'counter', labels: { source: ['libvirt', 'kubevirt', 'file'] } },

@@ -19,7 +19,7 @@ import { PacketSocket } from '../../src/sys/packet.js';
 import { findExecutable } from '../../src/lab/qemu.js';
 import { systemClock } from '../../src/tracker/types.js';
 import { startCapture, stopAllCaptures, type Capture, type PcapPacket } from '../fixtures/pcap.js';
-import { mac as macBytes } from '../helpers/frames.js';
+import { arp, mac as macBytes, neighbour } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { cleanupAll, TestNetns } from '../helpers/netns.js';
 import { sampleValue } from '../helpers/daemon-metrics.js';
@@ -51,6 +51,8 @@ interface Rig {
   a: Announcer;
   registry: Registry;
   sent: { ifindex: number; mac: string; detail: string }[];
+  /** replayed guest frames: "kind detail" */
+  replayed: string[];
   logs: { msg: string; o: object }[];
   value(name: string, labels?: Record<string, string>): Promise<number | undefined>;
 }
@@ -71,6 +73,7 @@ function rig(o: {
   const metrics = new Metrics(registry, noSource, { version: 'test', kernel: 'test', mode: 'ebpf' }, o.mode ?? 'on');
   metrics.bridgeSeen('br0');
   const sent: Rig['sent'] = [];
+  const replayed: string[] = [];
   const logs: Rig['logs'] = [];
   const deps: AnnouncerDeps = {
     mode: o.mode ?? 'on',
@@ -85,12 +88,13 @@ function rig(o: {
     activeElsewhere: (m) => (o.conflicts?.has(m) ? [ifindex.tap1] : []),
     metrics,
     onSent: (i, m, _ts, detail) => sent.push({ ifindex: i, mac: m, detail }),
+    onReplayed: (_i, _m, _ts, kind, detail) => replayed.push(`${kind} ${detail}`),
     beforeFirstRound: o.beforeFirstRound,
     log: { info: (obj, msg) => logs.push({ msg, o: obj }), warn: (obj, msg) => logs.push({ msg, o: obj }) },
   };
   const a = new Announcer(deps);
   announcers.push(a);
-  return { a, registry, sent, logs, value: async (name, labels = {}) => sampleValue(await registry.metrics(), name, labels) };
+  return { a, registry, sent, replayed, logs, value: async (name, labels = {}) => sampleValue(await registry.metrics(), name, labels) };
 }
 
 const target = (m = MAC, o: { forwardingNs?: bigint; port?: string } = {}) => ({
@@ -359,6 +363,73 @@ describe.skipIf(!!skipReason)('Announcer on real sockets', () => {
     r.a.stop();
     await sleep(SCHEDULE_MS);
     expect((await cap.stop()).up1).toHaveLength(2);
+  });
+
+  describe("replaying the guest's own gARP/NA (target.replay)", () => {
+    const M = macBytes(MAC);
+    const garp = arp(M, 1, '192.0.2.10', '192.0.2.10').subarray(0, 42);
+    const na = neighbour(M, 'fe80::5054:ff:fe12:3456');
+    const replay = [
+      { kind: 'garp' as const, tsNs: 1n, data: garp },
+      { kind: 'na' as const, tsNs: 2n, data: na },
+    ];
+    /** every frame from the guest's MAC that reached each uplink's peer (the bridge's own IGMP is not ours) */
+    async function all(names: string[]) {
+      const caps = await Promise.all(names.map((n) => startCapture(ns.name, `${n}p`, join(dir, `rp-${n}-${Date.now()}.pcap`), ['ether', 'src', MAC], 'in')));
+      return { stop: async () => Promise.all(caps.map(async (c) => (await c.stop()).packets.map((p) => hex(p.data)))) };
+    }
+
+    it('after the RARP in each round, on each uplink, as the guest sent them; the same tag as the RARP on a trunk', async () => {
+      const pv = (pvid: number | undefined, ...vids: [number, boolean][]): PortVlans => ({ pvid, vids: new Map(vids) });
+      const vlans = async () =>
+        new Map([
+          ['tap0', pv(100, [100, true])],
+          ['up1', pv(1, [1, true], [100, false])],
+          ['up2', pv(100, [100, true])],
+        ]);
+      const r = rig({ filtering: true, vlans, params: { rounds: 2 } });
+      const cap = await all(['up1', 'up2']);
+      r.a.announce({ ...target(), replay }, 'late_attach');
+      await sleep(400);
+      const [up1, up2] = await cap.stop();
+      const tag = (b: Buffer) => hex(withVlanTag(b, 100));
+      expect(up1).toEqual([tag(rarpFrame(MAC)), tag(garp), tag(na), tag(rarpFrame(MAC)), tag(garp), tag(na)]);
+      expect(up2).toEqual([hex(rarpFrame(MAC)), hex(garp), hex(na), hex(rarpFrame(MAC)), hex(garp), hex(na)]);
+      expect(await r.value('bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'garp' })).toBe(4);
+      expect(await r.value('bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'na' })).toBe(4);
+      expect(r.replayed.slice(0, 4)).toEqual(['garp round 1 via up1 vlan 100 (late_attach)', 'na round 1 via up1 vlan 100 (late_attach)', 'garp round 1 via up2 (late_attach)', 'na round 1 via up2 (late_attach)']);
+    });
+
+    it('under the same rate cap as the RARPs: each replayed frame takes a token', async () => {
+      const r = rig({ ratePerSec: 2, uplinks: ['up1'], params: { rounds: 1 } });
+      const cap = await all(['up1']);
+      r.a.announce({ ...target(), replay }, 'late_attach');
+      await sleep(200);
+      const [up1] = await cap.stop();
+      expect(up1).toEqual([hex(rarpFrame(MAC)), hex(garp)]);
+      expect(await r.value('bridgewatch_announce_suppressed_total', { reason: 'rate_limit' })).toBe(1);
+      expect(await r.value('bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'na' })).toBe(0);
+    });
+
+    it.each<[AnnounceMode, Decision]>([
+      ['dry-run', { ok: false, reason: 'dry_run' }],
+      ['off', { ok: false, reason: 'off' }],
+    ])('--announce=%s replays nothing', async (mode, decision) => {
+      const r = rig({ mode });
+      const cap = await all(['up1', 'up2']);
+      expect(r.a.announce({ ...target(), replay }, 'late_attach')).toEqual(decision);
+      await sleep(300);
+      expect(await cap.stop()).toEqual([[], []]);
+      expect(await r.value('bridgewatch_announcements_replayed_total', { bridge: 'br0', kind: 'garp' })).toBe(0);
+    });
+
+    it('a conflict replays nothing', async () => {
+      const r = rig({ conflicts: new Set([MAC]) });
+      const cap = await all(['up1', 'up2']);
+      expect(r.a.announce({ ...target(), replay }, 'late_attach')).toEqual({ ok: false, reason: 'conflict' });
+      await sleep(200);
+      expect(await cap.stop()).toEqual([[], []]);
+    });
   });
 
   describe('VLANs (a vlan_filtering bridge: PVID 100 on the guest port)', () => {

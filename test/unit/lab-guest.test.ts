@@ -1,6 +1,10 @@
 // The lab's pure pieces: the simulated guest's frames and the `bridge monitor` parsers.
 import { describe, expect, it } from 'vitest';
-import { arpReply, arpRequest as guestArpRequest, echoReply } from '../../src/lab/guest.js';
+import { arpReply, arpRequest as guestArpRequest, echoReply, gratuitousArp, linkLocal, unsolicitedNa } from '../../src/lab/guest.js';
+import { checkAnnouncement } from '../../src/announce/replay.js';
+import { classify } from '../../src/capture/classify.js';
+import { KINDS } from '../../src/bpf/abi.js';
+import { neighbour } from '../helpers/frames.js';
 import { inetChecksum, ipv4Bytes } from '../../src/lab/inet.js';
 import { parseFdbLine, parseLinkLine } from '../../src/lab/monitor.js';
 import { macFromString } from '../../src/bpf/abi.js';
@@ -112,5 +116,25 @@ describe('bridge monitor parsers', () => {
     expect(parseLinkLine('7: tapvm0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 state forwarding priority 32 cost 100')).toEqual({ port: 'tapvm0', bridge: 'br0', state: 'forwarding' });
     expect(parseLinkLine('7: veth0@if3: <UP> mtu 1500 master br0 state learning priority 32')).toEqual({ port: 'veth0', bridge: 'br0', state: 'learning' });
     expect(parseLinkLine('Deleted 7: x')).toBeNull();
+  });
+});
+
+describe("the simulated guest's own announcements (virtio GUEST_ANNOUNCE)", () => {
+  it('a gratuitous ARP request as Linux writes it: 42 bytes, sender = target = its address, target hardware zero', () => {
+    const f = gratuitousArp(GUEST, GIP);
+    expect(f.toString('hex')).toBe('ffffffffffff' + '525400770064' + '0806' + '0001080006040001' + '525400770064' + '0a4d0064' + '000000000000' + '0a4d0064');
+    expect(KINDS[classify(f).kind]).toBe('garp');
+    expect(checkAnnouncement({ kind: 'garp', vlan: 0, len: f.length, data: f })).toEqual({ ok: true });
+  });
+
+  it('an unsolicited NA for its EUI-64 link-local address to ff02::1, with a valid ICMPv6 checksum', () => {
+    const ll = linkLocal(GUEST);
+    expect(ll.toString('hex')).toBe('fe80000000000000505400fffe770064');
+    const f = unsolicitedNa(GUEST, ll);
+    expect(f).toHaveLength(86);
+    // the test helpers' independent builder gives the same bytes
+    expect(f.toString('hex')).toBe(neighbour(GUEST, 'fe80::5054:ff:fe77:64').toString('hex'));
+    expect(KINDS[classify(f).kind]).toBe('na');
+    expect(checkAnnouncement({ kind: 'na', vlan: 0, len: f.length, data: f })).toEqual({ ok: true });
   });
 });
