@@ -331,6 +331,7 @@ export class BpfCollection {
     if (this.uplinks.has(ifindex)) this.detachUplink(ifindex);
     if (this.mode === 'tcx') {
       const l = libbpf();
+      if (!this.live.has(ifindex)) this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
       const fin = l.link_create(this.uplinkFds.in, ifindex, BPF_TCX_INGRESS, null) as number;
       if (fin < 0) throw sys(`attach tcx ingress (uplink) on ${ifname}`, -fin);
       const fout = l.link_create(this.uplinkFds.out, ifindex, BPF_TCX_EGRESS, null) as number;
@@ -385,7 +386,7 @@ export class BpfCollection {
    * convergence is off now); a clsact qdisc it created is the journal's to remove.
    */
   removeStaleUplink(ifindex: number): void {
-    if (this.uplinks.has(ifindex)) return;
+    if (this.uplinks.get(ifindex)?.fds === undefined && this.uplinks.has(ifindex)) return; // ours, live, in tc mode
     const l = libbpf();
     for (const side of [BPF_TC_INGRESS, BPF_TC_EGRESS])
       quietly(() => l.tc_detach(tcHook(ifindex, side), tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY })));
@@ -502,7 +503,9 @@ export class BpfCollection {
     const l = libbpf();
     // usually there is no clsact at all: the kernel's complaint is the expected answer
     quietly(() => l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })));
-    if (this.ownedHooks.has(ifindex) && !this.uplinks.has(ifindex)) {
+    this.removeStaleUplink(ifindex);
+    // tcx mode: nothing of ours uses a clsact qdisc, so one the journal says we made is stale
+    if (this.ownedHooks.has(ifindex)) {
       destroyClsact(ifindex);
       this.ownedHooks.mark(ifindex, false);
     }

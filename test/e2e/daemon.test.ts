@@ -14,7 +14,7 @@ import { findExecutable } from '../../src/lab/qemu.js';
 import type { PortView } from '../../src/tracker/types.js';
 import { startCapture, stopAllCaptures, type PcapPacket } from '../fixtures/pcap.js';
 import { sampleValue, seriesOf, type Sample } from '../helpers/daemon-metrics.js';
-import { cli, cliMissing, DaemonProcess, killAllDaemons, programsOn, until } from '../helpers/daemon-process.js';
+import { cli, cliMissing, DaemonProcess, killAllDaemons, programsOn, until, uplinkProgramsOn } from '../helpers/daemon-process.js';
 import { ipv4Frame, mac, qemuRarp } from '../helpers/frames.js';
 import { Guest } from '../helpers/guest.js';
 import { missing as kernelMissing } from '../helpers/kernel.js';
@@ -136,7 +136,9 @@ describe.skipIf(!!skip)('bridgewatch run: verdicts, metrics and the API on real 
     }
     // the uplinks present at start are watched, but the program runs on guest ports only
     expect(v(s, 'bridgewatch_port_info', { bridge: 'br0', port: 'up0', kind: 'veth' })).toBe(1);
-    expect(programsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 0, clsact: false });
+    // no guest program on the uplink; the convergence program (idle) is there
+    expect(programsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 0, clsact: true });
+    expect(uplinkProgramsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 1 });
     expect(v(s, 'bridgewatch_bpf_programs_attached')).toBe(0);
   });
 
@@ -406,12 +408,14 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
     const ns = rig('term');
     const d = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', tempStateDir()]);
     expect(each(ns)).toEqual(all(CLSACT));
+    expect(uplinkProgramsOn(ns, 'up0'), 'and the convergence program').toEqual({ tcx: 0, tc: 1 });
     expect(v(await d.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     const exit = await d.stop('SIGTERM');
     expect(exit).toMatchObject({ code: 0, signal: null });
     expect(exit.ms).toBeLessThan(5000);
     expect(d.logs().map((l) => l.msg)).toEqual(expect.arrayContaining(['stopping', 'stopped']));
     expect(each(ns)).toEqual(all(NONE));
+    expect(uplinkProgramsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 0 });
     expect(programsOn(ns, 'up0p')).toEqual(NONE); // never watched
   }, 30_000);
 
@@ -432,9 +436,11 @@ describe.skipIf(!!skip)('bridgewatch run: lifecycle (signals, crashes, restarts)
     expect(each(ns)).toEqual(all(NONE));
     const d2 = await DaemonProcess.start(ns, ['--observe-uplinks', '--state-dir', state, '--attach', 'tcx']);
     expect(each(ns)).toEqual(all(TCX));
+    expect(uplinkProgramsOn(ns, 'up0'), 'one convergence link, not two').toEqual({ tcx: 1, tc: 0 });
     expect(v(await d2.metrics(), 'bridgewatch_bpf_programs_attached')).toBe(4);
     expect((await d2.stop('SIGTERM')).code).toBe(0);
     expect(each(ns)).toEqual(all(NONE));
+    expect(uplinkProgramsOn(ns, 'up0')).toEqual({ tcx: 0, tc: 0 });
   }, 40_000);
 
   it.each([

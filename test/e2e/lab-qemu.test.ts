@@ -31,7 +31,8 @@ describe('bridgewatch lab --qemu', () => {
         `with, ${withBw.switchLearnedAfterJoinMs?.toFixed(1)} ms after the join, ${withBw.rarpSent} RARPs sent`,
     );
     expect(without.switchLearnedAfterJoinMs).toBeNull();
-    expect(without.watchedAfterJoinMs).toBeGreaterThanOrEqual(s.capSeconds * 1000);
+    // the cap runs from the hotplug command; the join is the kernel's notification, a little later
+    expect(without.watchedAfterJoinMs).toBeGreaterThanOrEqual(s.capSeconds * 1000 - 100);
     expect(withBw.switchLearnedAfterJoinMs).not.toBeNull();
     expect(withBw.switchLearnedAfterJoinMs!).toBeLessThanOrEqual(100);
     expect(withBw.verdict).toBe('late');

@@ -4,7 +4,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BPF_TCX_INGRESS, libbpf, progQueryCount, progQueryOpts } from '../../src/bpf/libbpf.js';
+import koffi from 'koffi';
+import { BPF_TCX_INGRESS, libbpf, NativeMem, progQueryCount, progQueryOpts } from '../../src/bpf/libbpf.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { c } from '../../src/sys/libc.js';
 import { parseExposition, type Sample } from './daemon-metrics.js';
@@ -179,15 +180,57 @@ export async function killAllDaemons(): Promise<void> {
 }
 
 /** Programs on dev's ingress counted by the kernel: tcx (BPF_PROG_QUERY), clsact BPF filters. */
-export function programsOn(ns: TestNetns, dev: string): { tcx: number; tc: number; clsact: boolean } {
-  const tcx = ns.run(() => {
+const progInfo = (() => {
+  const l = koffi.load('libbpf.so.1');
+  return {
+    fdById: l.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
+    info: l.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ uint8_t *info, _Inout_ uint32_t *len)'),
+  };
+})();
+
+/** Names of the tcx programs on dev's ingress (struct bpf_prog_info: name[16] at offset 64). */
+export function tcxProgramNames(ns: TestNetns, dev: string): string[] {
+  return ns.run(() => {
     const ifindex = c.if_nametoindex(dev) as number;
     if (!ifindex) throw new Error(`programs on ${dev} in ${ns.name}: no such device`);
-    const q = progQueryOpts();
-    const rc = libbpf().prog_query_opts(ifindex, BPF_TCX_INGRESS, q) as number;
-    return rc < 0 ? 0 : progQueryCount(q);
+    const ids = new NativeMem(4 * 64);
+    try {
+      const q = progQueryOpts();
+      q.writeBigUInt64LE(ids.addr, 16);
+      q.writeUInt32LE(64, 24);
+      if ((libbpf().prog_query_opts(ifindex, BPF_TCX_INGRESS, q) as number) < 0) return [];
+      const names: string[] = [];
+      for (let i = 0; i < progQueryCount(q); i++) {
+        const fd = progInfo.fdById(ids.buf.readUInt32LE(4 * i)) as number;
+        if (fd < 0) continue; // unloaded meanwhile
+        const info = Buffer.alloc(232);
+        const len = [232];
+        const rc = progInfo.info(fd, info, len) as number;
+        c.close(fd);
+        if (rc === 0) names.push(info.subarray(64, 80).toString('latin1').replace(/\0.*$/s, ''));
+      }
+      return names;
+    } finally {
+      ids.free();
+    }
   });
-  return { tcx, tc: bpfFilters(ns, dev).length, clsact: hasClsact(ns, dev) };
+}
+
+/**
+ * bridgewatch's guest-port program on dev's ingress: tcx links and clsact filters of tc_ingress
+ * (the convergence programs of an uplink are uplinkProgramsOn's).
+ */
+export function programsOn(ns: TestNetns, dev: string): { tcx: number; tc: number; clsact: boolean } {
+  const tcx = tcxProgramNames(ns, dev).filter((n) => n === 'tc_ingress').length;
+  return { tcx, tc: bpfFilters(ns, dev).filter((f) => f.progName === 'tc_ingress').length, clsact: hasClsact(ns, dev) };
+}
+
+/** The convergence program on an uplink's ingress: tcx links and clsact filters of tc_uplink_in. */
+export function uplinkProgramsOn(ns: TestNetns, dev: string): { tcx: number; tc: number } {
+  return {
+    tcx: tcxProgramNames(ns, dev).filter((n) => n === 'tc_uplink_in').length,
+    tc: bpfFilters(ns, dev).filter((f) => f.progName === 'tc_uplink_in').length,
+  };
 }
 
 /** Poll an async condition every 50 ms until it holds; throws with `what` and the last value. */

@@ -15,12 +15,17 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs shm /dev/shm
-mount -t tmpfs tmp /tmp
-mount -t tmpfs run /run
-mount -t bpf bpf /sys/fs/bpf
-mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # shellcheck source=/dev/null
 . /vm-out/env.sh # KERNEL_DIR, RELEASE, JOB_CWD, HOST_PATH
+# a checkout under /tmp or /run (a CI clone) would vanish under the tmpfs mounts: keep it
+case $JOB_CWD in
+  /tmp/* | /run/*) mkdir -p /mnt/bw-job && mount --bind "$JOB_CWD" /mnt/bw-job && keep=1 ;;
+esac
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+if [ -n "${keep:-}" ]; then mkdir -p "$JOB_CWD" && mount --bind /mnt/bw-job "$JOB_CWD"; fi
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 # the kernel's own module autoload (e.g. tc asking for sch_ingress) looks in /lib/modules
 mkdir -p "/lib/modules/$RELEASE"
 mount --bind "$KERNEL_DIR/lib/modules/$RELEASE" "/lib/modules/$RELEASE"
