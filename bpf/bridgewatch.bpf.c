@@ -26,6 +26,8 @@ const volatile __u32 arm_await = 0;                /* a new MAC is watched on th
 /* keeps struct bw_event in BTF (ring buffers carry no value type) for the layout check */
 const volatile struct bw_event bw_event_layout = {};
 const volatile struct bw_frame bw_frame_layout = {};
+/* and every enum of the contract (bridgewatch.h) */
+const volatile struct bw_contract bw_contract_layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -319,7 +321,7 @@ static __always_inline void record(struct __sk_buff *ctx, const struct bw_port *
 	if ((eth->h_source[0] & 1) ||
 	    !(eth->h_source[0] | eth->h_source[1] | eth->h_source[2] |
 	      eth->h_source[3] | eth->h_source[4] | eth->h_source[5])) {
-		stat_inc(BW_STAT_BAD_SRC);
+		stat_inc(BW_STAT_BAD_SOURCE);
 		return;
 	}
 

@@ -25,15 +25,17 @@ enum bw_event_flags {
 	BW_EV_UPLINK_OUT = 16,/* uplink egress: first frame from an awaited guest MAC */
 };
 
-/* port_state values: BR_STATE_* (0 disabled .. 4 blocking), or NOT_BRIDGE_PORT */
-#define BW_STATE_UNKNOWN 0xfe
-#define BW_STATE_NOT_BRIDGE_PORT 0xff
+/* port_state values: BR_STATE_* (0 disabled .. 4 blocking), or one of these */
+enum bw_port_state {
+	BW_STATE_UNKNOWN = 0xfe,
+	BW_STATE_NOT_BRIDGE_PORT = 0xff,
+};
 
 /* global per-CPU counters (map bw_stats, index = enum) */
 enum bw_stat {
 	BW_STAT_FRAMES = 0,         /* frames seen on attached ports, settled ones not included */
 	BW_STAT_NEW_MACS = 1,       /* new {port, mac} entries */
-	BW_STAT_BAD_SRC = 2,        /* frames with a group or zero source MAC (not recorded) */
+	BW_STAT_BAD_SOURCE = 2,     /* frames with a group or zero source MAC (not recorded) */
 	BW_STAT_DROP_RATE_MAC = 3,  /* events suppressed by the per-{port,mac} limit */
 	BW_STAT_DROP_RATE_ALL = 4,  /* events suppressed by the global limit */
 	BW_STAT_DROP_RINGBUF = 5,   /* events lost: ring buffer full */
@@ -100,9 +102,11 @@ struct bw_await {
  * and are only counted in the slot. Slot index (user space computes it too):
  *   slot = (mac[4] ^ mac[5] ^ ifindex) & (BW_SETTLED_SLOTS - 1)
  */
-#define BW_SETTLED_BITS 8
-#define BW_SETTLED_SLOTS (1 << BW_SETTLED_BITS) /* per CPU */
-#define BW_EPOCH_SLOTS 256 /* ports share an epoch when their ifindex is equal modulo this */
+enum bw_settled_const {
+	BW_SETTLED_BITS = 8,
+	BW_SETTLED_SLOTS = 1 << BW_SETTLED_BITS, /* per CPU */
+	BW_EPOCH_SLOTS = 256, /* ports share an epoch when their ifindex is equal modulo this */
+};
 
 /* one slot of bw_settled */
 struct bw_settled {
@@ -139,7 +143,9 @@ struct bw_limiter {
  * its port could not forward, its first BW_FRAME_BYTES bytes as the guest sent them, for user
  * space to replay after the heal. Emitted only when the frame's bw_event was (same limits).
  */
-#define BW_FRAME_BYTES 128
+enum bw_frame_const {
+	BW_FRAME_BYTES = 128,
+};
 
 /* ring buffer record of bw_frames */
 struct bw_frame {
@@ -162,6 +168,18 @@ enum bw_frame_stat {
 	BW_FSTAT_DROP_EVENT = 2,    /* not kept: the frame's event was rate-limited or lost */
 	BW_FSTAT_LOAD_FAIL = 3,     /* bpf_skb_load_bytes failed */
 	BW_FSTAT_MAX = 4,
+};
+
+/* Every enum of the contract, so that the object's BTF carries them all: scripts/gen-contract.mjs
+ * generates src/bpf/contract.gen.ts from it, and the loader checks an object against that. */
+struct bw_contract {
+	enum bw_kind kind;
+	enum bw_event_flags event_flags;
+	enum bw_port_state port_state;
+	enum bw_stat stat;
+	enum bw_settled_const settled_const;
+	enum bw_frame_const frame_const;
+	enum bw_frame_stat frame_stat;
 };
 
 _Static_assert(sizeof(struct bw_key) == 12, "bw_key layout");

@@ -39,6 +39,7 @@ fi
 obj=dist/bpf/bridgewatch.bpf.o
 if [ ! -f "$obj" ] || [ -n "$(find bpf -newer "$obj" -type f | head -1)" ]; then
   bash bpf/build.sh >/dev/null
+  node scripts/gen-contract.mjs # src/bpf/contract.gen.ts, from the object's BTF (rewritten only if it changed)
 fi
 stamp=dist/.tsbuild
 if [ ! -f "$stamp" ] || [ -n "$(find src bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then

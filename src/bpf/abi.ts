@@ -1,5 +1,7 @@
-// The kernel/user contract of bpf/bridgewatch.h as TypeScript layouts. Checked field by field
-// against the loaded object's BTF (see checkLayouts), so a drift names the field that moved.
+// The kernel/user contract of bpf/bridgewatch.h in TypeScript, built on contract.gen.ts (generated
+// from the object's BTF by scripts/gen-contract.mjs). The loader checks every struct field by
+// field and every enum member by value against the object it loads, so a drift is named.
+import { ENUMS, FRAME_STAT_NAMES, KIND_NAMES, STAT_NAMES, STRUCTS } from './contract.gen.js';
 export interface Field {
   readonly name: string;
   readonly offset: number;
@@ -11,151 +13,63 @@ export interface StructLayout {
   readonly fields: readonly Field[];
 }
 
-export const KINDS = ['other', 'rarp', 'garp', 'na', 'legacy'] as const;
+export const KINDS = KIND_NAMES;
 export type Kind = (typeof KINDS)[number];
-export const ANNOUNCE_KINDS: readonly Kind[] = ['rarp', 'garp', 'na', 'legacy'];
+export const ANNOUNCE_KINDS: readonly Kind[] = KINDS.filter((k) => k !== 'other');
 
-export const EV_FIRST = 1;
-export const EV_FORWARDING = 2;
-export const EV_BRIDGE_PORT = 4;
-export const EV_FABRIC_IN = 8;
-export const EV_UPLINK_OUT = 16;
-export const STATE_UNKNOWN = 0xfe;
-export const STATE_NOT_BRIDGE_PORT = 0xff;
+const { bw_event_flags: EV, bw_port_state: PS, bw_settled_const: SC, bw_frame_const: FC } = ENUMS;
+export const EV_FIRST = EV.BW_EV_FIRST;
+export const EV_FORWARDING = EV.BW_EV_FORWARDING;
+export const EV_BRIDGE_PORT = EV.BW_EV_BRIDGE_PORT;
+export const EV_FABRIC_IN = EV.BW_EV_FABRIC_IN;
+export const EV_UPLINK_OUT = EV.BW_EV_UPLINK_OUT;
+export const STATE_UNKNOWN = PS.BW_STATE_UNKNOWN;
+export const STATE_NOT_BRIDGE_PORT = PS.BW_STATE_NOT_BRIDGE_PORT;
+/** the kernel's BR_STATE_* (include/uapi/linux/if_bridge.h), by value */
 export const BR_STATES = ['disabled', 'listening', 'learning', 'forwarding', 'blocking'] as const;
 
-export const STATS = [
-  'frames',
-  'new_macs',
-  'bad_source',
-  'drop_rate_mac',
-  'drop_rate_all',
-  'drop_ringbuf',
-  'insert_fail',
-  'port_full',
-  'settled',
-] as const;
+/** enum bw_stat: map bw_stats, in index order */
+export const STATS = STAT_NAMES;
 export type StatName = (typeof STATS)[number];
 
-const f = (name: string, offset: number, size: number): Field => ({ name, offset, size });
+const layout = (name: keyof typeof STRUCTS): StructLayout => ({ name, size: STRUCTS[name].size, fields: STRUCTS[name].fields });
 
-export const KEY: StructLayout = {
-  name: 'bw_key',
-  size: 12,
-  fields: [f('ifindex', 0, 4), f('mac', 4, 6), f('pad', 10, 2)],
-};
-
-export const MAC_STATS: StructLayout = {
-  name: 'bw_mac_stats',
-  size: 136,
-  fields: [
-    f('first_ns', 0, 8),
-    f('last_ns', 8, 8),
-    f('first_fwd_ns', 16, 8),
-    f('last_unfwd_ns', 24, 8),
-    f('last_announce_ns', 32, 8),
-    f('kinds', 40, 40),
-    f('unfwd_kinds', 80, 40),
-    f('win_start_ns', 120, 8),
-    f('win_events', 128, 4),
-    f('vlan', 132, 2),
-    f('first_state', 134, 1),
-    f('settled', 135, 1),
-  ],
-};
-
-export const EVENT: StructLayout = {
-  name: 'bw_event',
-  size: 32,
-  fields: [
-    f('ts_ns', 0, 8),
-    f('ifindex', 8, 4),
-    f('mac', 12, 6),
-    f('kind', 18, 1),
-    f('flags', 19, 1),
-    f('vlan', 20, 2),
-    f('port_state', 22, 1),
-    f('pad', 23, 1),
-    f('len', 24, 4),
-    f('pad2', 28, 4),
-  ],
-};
-
-export const LIMITER: StructLayout = {
-  name: 'bw_limiter',
-  size: 16,
-  fields: [f('win_start_ns', 0, 8), f('events', 8, 8)],
-};
-
-export const SETTLED: StructLayout = {
-  name: 'bw_settled',
-  size: 48,
-  fields: [
-    f('ifindex', 0, 4),
-    f('mac', 4, 6),
-    f('vlan', 10, 2),
-    f('pad', 12, 4),
-    f('first_ns', 16, 8),
-    f('epoch', 24, 8),
-    f('jiffies', 32, 8),
-    f('frames', 40, 8),
-  ],
-};
-
+export const KEY = layout('bw_key');
+export const MAC_STATS = layout('bw_mac_stats');
+export const EVENT = layout('bw_event');
+export const LIMITER = layout('bw_limiter');
+export const SETTLED = layout('bw_settled');
 /** BW_SETTLED_BITS: a CPU has 1 << this many slots. */
-export const SETTLED_BITS = 8;
-
+export const SETTLED_BITS = SC.BW_SETTLED_BITS;
 /** The one entry of bw_settled: a CPU's slots. */
-export const SETTLED_CPU: StructLayout = {
-  name: 'bw_settled_cpu',
-  size: SETTLED.size << SETTLED_BITS,
-  fields: [f('slot', 0, SETTLED.size << SETTLED_BITS)],
-};
-
-export const EPOCH: StructLayout = {
-  name: 'bw_epoch',
-  size: 64,
-  fields: [f('n', 0, 8), f('pad', 8, 56)],
-};
-
-export const AWAIT_KEY: StructLayout = {
-  name: 'bw_await_key',
-  size: 8,
-  fields: [f('mac', 0, 6), f('pad', 6, 2)],
-};
-
-export const AWAIT: StructLayout = {
-  name: 'bw_await',
-  size: 24,
-  fields: [f('out_ns', 0, 8), f('in_ns', 8, 8), f('out_ifindex', 16, 4), f('in_ifindex', 20, 4)],
-};
-
-
+export const SETTLED_CPU = layout('bw_settled_cpu');
+export const EPOCH = layout('bw_epoch');
+export const AWAIT_KEY = layout('bw_await_key');
+export const AWAIT = layout('bw_await');
 /** BW_FRAME_BYTES: the bytes of an announcement the kernel keeps. */
-export const FRAME_BYTES = 128;
-
-export const FRAME: StructLayout = {
-  name: 'bw_frame',
-  size: 32 + FRAME_BYTES,
-  fields: [
-    f('ts_ns', 0, 8),
-    f('ifindex', 8, 4),
-    f('mac', 12, 6),
-    f('kind', 18, 1),
-    f('pad', 19, 1),
-    f('vlan', 20, 2),
-    f('caplen', 22, 2),
-    f('len', 24, 4),
-    f('pad2', 28, 4),
-    f('data', 32, FRAME_BYTES),
-  ],
-};
-
+export const FRAME_BYTES = FC.BW_FRAME_BYTES;
+export const FRAME = layout('bw_frame');
 /** enum bw_frame_stat: map bw_frame_stats, in index order. */
-export const FRAME_STATS = ['kept', 'drop_ringbuf', 'drop_event', 'load_fail'] as const;
+export const FRAME_STATS = FRAME_STAT_NAMES;
 export type FrameStatName = (typeof FRAME_STATS)[number];
 
-export const LAYOUTS: readonly StructLayout[] = [KEY, MAC_STATS, EVENT, LIMITER, SETTLED, SETTLED_CPU, EPOCH, FRAME, AWAIT_KEY, AWAIT];
+/** every struct of the contract: all are checked against the object's BTF at load */
+export const LAYOUTS: readonly StructLayout[] = (Object.keys(STRUCTS) as (keyof typeof STRUCTS)[]).map(layout);
+/** every enum of the contract, likewise */
+export const ENUM_LAYOUTS: readonly { name: string; values: Readonly<Record<string, number>> }[] = Object.entries(ENUMS).map(([name, values]) => ({ name, values }));
+
+/** Differences between the contract's enum and the object's, one line each; empty when they agree. */
+export function enumDiffs(want: { name: string; values: Readonly<Record<string, number>> }, got: Map<string, number> | undefined): string[] {
+  if (!got) return [`enum ${want.name}: missing from the BPF object`];
+  const out: string[] = [];
+  for (const [n, v] of Object.entries(want.values)) {
+    const g = got.get(n);
+    if (g === undefined) out.push(`enum ${want.name}: ${n} missing`);
+    else if (g !== v) out.push(`enum ${want.name}: ${n} = ${g}, contract says ${v}`);
+  }
+  for (const n of got.keys()) if (!(n in want.values)) out.push(`enum ${want.name}: ${n} not in the contract`);
+  return out;
+}
 
 /** What a BTF struct looks like, as read from the object. */
 export interface BtfStruct {

@@ -1,4 +1,4 @@
-// Reads struct layouts and .rodata variables from a loaded object's BTF (through libbpf).
+// Reads struct layouts, enums and .rodata variables from a loaded object's BTF (through libbpf).
 import koffi from 'koffi';
 import { BTF_KIND_DATASEC, BTF_KIND_STRUCT, libbpf } from './libbpf.js';
 import type { BtfStruct } from './abi.js';
@@ -31,6 +31,25 @@ export function btfStruct(btf: unknown, name: string): BtfStruct | undefined {
       offset: bitOff / 8,
       size: Number(l.btf_resolve_size(btf, type)),
     });
+  }
+  return out;
+}
+
+const BTF_KIND_ENUM = 6;
+
+/** An enum's members and values ({ name_off, val } pairs after the header), or undefined. */
+export function btfEnum(btf: unknown, name: string): Map<string, number> | undefined {
+  const l = libbpf();
+  const id = l.btf_find_by_name_kind(btf, name, BTF_KIND_ENUM) as number;
+  if (id < 0) return undefined;
+  const ptr = l.btf_type_by_id(btf, id);
+  const h = header(ptr);
+  const all = koffi.decode(ptr, koffi.array(U32, 3 + 2 * h.vlen)) as number[];
+  const out = new Map<string, number>();
+  for (let i = 0; i < h.vlen; i++) {
+    const raw = all[3 + 2 * i + 1];
+    // kflag set: signed values (BTF_KIND_ENUM stores 32 bits)
+    out.set(l.btf_name_by_offset(btf, all[3 + 2 * i]) as string, h.kflag ? raw | 0 : raw >>> 0);
   }
   return out;
 }

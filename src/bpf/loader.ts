@@ -22,12 +22,12 @@ import {
   testRun,
   type TestRun,
 } from './libbpf.js';
-import { btfDatasec, btfStruct } from './btf.js';
+import { btfDatasec, btfEnum, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
 import { AwaitTable } from './await.js';
 export type { MacEntry } from './abi.js';
-import { KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type FrameStatName, type MacEntry, type MacStats, type StatName } from './abi.js';
+import { ENUM_LAYOUTS, enumDiffs, KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type FrameStatName, type MacEntry, type MacStats, type StatName } from './abi.js';
 import { readFrameStats } from './kept.js';
 
 export const PROG_NAME = 'tc_ingress';
@@ -39,6 +39,10 @@ export const UPLINK_HANDLE = 0xb3d1;
 export const UPLINK_PRIORITY = 0xb3d1 & 0xffff;
 
 export type AttachMode = 'auto' | 'tcx' | 'tc';
+
+// struct __sk_buff (include/uapi/linux/bpf.h, a stable uapi layout): the ctx of a test run
+const SK_BUFF_SIZE = 192;
+const SK_BUFF_IFINDEX = 40; // __u32 len, pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci, vlan_proto, priority, ingress_ifindex, ifindex
 
 /*
  * Why `auto` means clsact, not tcx, even where tcx exists (Linux 6.6+): every tcx link attach
@@ -203,7 +207,10 @@ export class BpfCollection {
     try {
       const btf = l.object_btf(obj);
       // contract first: a layout drift must not reach the kernel
-      const diffs = LAYOUTS.flatMap((layout) => layoutDiffs(layout, btf ? btfStruct(btf, layout.name) : undefined));
+      const diffs = [
+        ...LAYOUTS.flatMap((layout) => layoutDiffs(layout, btf ? btfStruct(btf, layout.name) : undefined)),
+        ...ENUM_LAYOUTS.flatMap((e) => enumDiffs(e, btf ? btfEnum(btf, e.name) : undefined)),
+      ];
       if (diffs.length) throw new BridgewatchError('ELAYOUT', `check layout of ${path}: ${diffs.join('; ')}`);
       setTunables(obj, btf, { ...DEFAULT_TUNABLES, ...opts.tunables });
       const macs = l.find_map(obj, 'bw_port_macs');
@@ -446,8 +453,8 @@ export class BpfCollection {
   testRun(frame: Buffer, opts: { ifindex?: number; repeat?: number } = {}): TestRun {
     let ctx: Buffer | null = null;
     if (opts.ifindex) {
-      ctx = Buffer.alloc(192); // struct __sk_buff; ifindex at offset 40
-      ctx.writeUInt32LE(opts.ifindex, 40);
+      ctx = Buffer.alloc(SK_BUFF_SIZE);
+      ctx.writeUInt32LE(opts.ifindex, SK_BUFF_IFINDEX);
     }
     try {
       return testRun(this.progFd, frame, ctx, opts.repeat ?? 1);

@@ -1,11 +1,15 @@
 // classify() of bpf/bridgewatch.bpf.c in TypeScript, step for step, for the libpcap fallback.
 // test/unit/classify.test.ts runs the kernel program and this on the same frames so the twins
 // cannot drift: change one, change both.
-export const KIND_OTHER = 0;
-export const KIND_RARP = 1;
-export const KIND_GARP = 2;
-export const KIND_NA = 3;
-export const KIND_LEGACY = 4;
+import { ENUMS } from '../bpf/contract.gen.js';
+
+// enum bw_kind, from the generated contract
+const { BW_KIND_OTHER, BW_KIND_RARP, BW_KIND_GARP, BW_KIND_NA, BW_KIND_LEGACY } = ENUMS.bw_kind;
+export const KIND_OTHER = BW_KIND_OTHER;
+export const KIND_RARP = BW_KIND_RARP;
+export const KIND_GARP = BW_KIND_GARP;
+export const KIND_NA = BW_KIND_NA;
+export const KIND_LEGACY = BW_KIND_LEGACY;
 
 const ETH_HLEN = 14;
 const ETH_P_IP = 0x0800;

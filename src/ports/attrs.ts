@@ -1,11 +1,12 @@
 // Pure decoders for the nested link attributes the netlink package leaves as raw buffers:
 // IFLA_LINKINFO (kind, bridge IFLA_INFO_DATA, bridge-port IFLA_INFO_SLAVE_DATA) and the
 // AF_BRIDGE IFLA_PROTINFO nest. Numbers from include/uapi/linux/if_link.h.
+import { BR_STATES } from '../bpf/abi.js';
 import { parseAttributes, type NetlinkAttribute } from 'netlink';
 
-export type PortState = 'disabled' | 'listening' | 'learning' | 'forwarding' | 'blocking';
+export type PortState = (typeof BR_STATES)[number];
 /** BR_STATE_* in kernel order: the index is the wire value */
-export const PORT_STATES: readonly PortState[] = ['disabled', 'listening', 'learning', 'forwarding', 'blocking'];
+export const PORT_STATES: readonly PortState[] = BR_STATES;
 
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;

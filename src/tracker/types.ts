@@ -1,5 +1,5 @@
 // What the tracker knows and shows: facts on a timeline, per port and per guest MAC.
-import type { Kind } from '../bpf/abi.js';
+import type { BR_STATES, Kind } from '../bpf/abi.js';
 import type { Verdict } from './verdict.js';
 import type { VmView } from '../identity/types.js';
 
@@ -10,7 +10,8 @@ export interface Clock {
 }
 export const systemClock: Clock = { monoNs: () => process.hrtime.bigint(), wallMs: () => Date.now() };
 
-export type PortState = 'none' | 'disabled' | 'listening' | 'learning' | 'forwarding' | 'blocking';
+/** a bridge port's state (BR_STATE_*), or none: in no bridge */
+export type PortState = 'none' | (typeof BR_STATES)[number];
 
 export type FactType =
   | 'port_created'
