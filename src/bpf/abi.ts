@@ -128,9 +128,6 @@ export function encodeKey(ifindex: number, mac: Uint8Array): Buffer {
   return b;
 }
 
-export function decodeKey(b: Buffer): { ifindex: number; mac: string } {
-  return { ifindex: b.readUInt32LE(K.ifindex), mac: macToString(b.subarray(K.mac)) };
-}
 
 export type KindCounts = Record<Kind, number>;
 export interface MacStats {

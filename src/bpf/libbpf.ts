@@ -40,7 +40,6 @@ function bind() {
     map_max_entries: l.func('uint32_t bpf_map__max_entries(bpf_map *map)'),
     map_key_size: l.func('uint32_t bpf_map__key_size(bpf_map *map)'),
     map_value_size: l.func('uint32_t bpf_map__value_size(bpf_map *map)'),
-    map_set_initial_value: l.func('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),
     map_initial_value: l.func('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
     btf_find_by_name_kind: l.func('int btf__find_by_name_kind(btf *btf, const char *name, uint32_t kind)'),
     btf_type_by_id: l.func('void *btf__type_by_id(btf *btf, uint32_t id)'),

@@ -243,9 +243,6 @@ export class BpfCollection {
     return [...this.live.values()].map(({ ifindex, ifname, mode }) => ({ ifindex, ifname, mode }));
   }
 
-  isAttached(ifindex: number): boolean {
-    return this.live.has(ifindex);
-  }
 
   /** Attach to ifindex's ingress; attaching again replaces ours, never stacks a second one. */
   attach(ifindex: number, ifname = `ifindex ${ifindex}`): Attachment {
