@@ -1,7 +1,8 @@
 // How the daemon observes guest frames: eBPF in the kernel (exact) or libpcap capture in user
 // space (the fallback where BPF is unavailable). Both give the same facts in the same shapes.
 import type { BpfEvent, BpfFrame, FrameStatName, MacEntry, MacStats, StatName } from './bpf/abi.js';
-import { BpfCollection, type Attachment, type LoadOptions } from './bpf/loader.js';
+import { BpfCollection, type LoadOptions } from './bpf/loader.js';
+import type { Attachment } from './observe-types.js';
 import { EventReader } from './bpf/events.js';
 import type { AwaitTable } from './bpf/await.js';
 import { KeptFrameReader } from './bpf/kept.js';
@@ -18,10 +19,12 @@ export interface ObserveBackend {
   macs(): MacEntry[];
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined;
   deletePort(ifindex: number, entries?: MacEntry[]): number;
-  /** a port's bridge state (BR_STATE_*, null: no bridge port), for backends that need telling */
-  setPortState(ifindex: number, state: number | null): boolean;
-  /** after a full read of macs(): let per-port limits follow evictions */
-  syncPortCounts(entries: MacEntry[]): void;
+  /** the statemap build (kernels before 6.3) needs each port's bridge state (BR_STATE_*, null:
+   *  no bridge port) written into the kernel; returns whether it wrote. Absent: not needed */
+  setPortState?(ifindex: number, state: number | null): boolean;
+  /** after a full read of macs(): let the kernel's per-port limits follow LRU evictions. Absent:
+   *  the backend's own table does that itself */
+  syncPortCounts?(entries: MacEntry[]): void;
   stats(): Record<StatName, number>;
   /** deliver events to onEvent from now on */
   startEvents(onEvent: (ev: BpfEvent) => void, onBad: (size: number, err?: unknown) => void): void;

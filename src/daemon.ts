@@ -291,7 +291,7 @@ export class Daemon {
       this.lastEntries = entries.length;
       this.tracker.syncCounters(entries); // MACs whose event was dropped are learned here
       this.droppedAtScan = dropped;
-      this.bpf.syncPortCounts(entries);
+      this.bpf.syncPortCounts?.(entries);
     } catch (e) {
       this.metrics.kernelReadError();
       this.log.warn({ err: (e as Error).message }, 'read bpf map failed');
@@ -474,7 +474,7 @@ export class Daemon {
     const gone = ev.type === 'deleted' || ev.type === 'unwatched';
     const state = gone || !ev.link.bridged || !ev.link.state ? null : BR_STATES.indexOf(ev.link.state);
     try {
-      if (this.bpf?.setPortState(ev.ifindex, state)) return this.clock.monoNs();
+      if (this.bpf?.setPortState?.(ev.ifindex, state)) return this.clock.monoNs();
     } catch (e) {
       this.log.warn({ port: ev.name, err: (e as Error).message }, 'set port state failed');
     }

@@ -26,6 +26,8 @@ import { btfDatasec, btfEnum, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
 import { OwnedHooks } from './owned-hooks.js';
 import { AwaitTable } from './await.js';
+import { DEFAULT_TUNABLES, type Attachment, type Tunables } from '../observe-types.js';
+export { DEFAULT_TUNABLES, type Attachment, type Tunables };
 export type { MacEntry } from './abi.js';
 import { ENUM_LAYOUTS, enumDiffs, KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_CPU, type FrameStatName, type MacEntry, type MacStats, type StatName } from './abi.js';
 import { readFrameStats } from './kept.js';
@@ -57,19 +59,6 @@ const SK_BUFF_IFINDEX = 40; // __u32 len, pkt_type, mark, queue_mapping, protoco
  * stays available. bench/attach.ts measures both.
  */
 
-export interface Tunables {
-  /** rate-limit window for ring-buffer events */
-  eventWindowMs: number;
-  /** events per {port, MAC} per window */
-  eventsPerMac: number;
-  /** events per CPU per window, all ports together */
-  eventsPerCpu: number;
-  /** MACs recorded per port (0 = no limit), so one port cannot flood the shared LRU */
-  macsPerPort: number;
-  /** arm each new MAC's convergence watch in the kernel at its first frame (guest ports only) */
-  armAwait: boolean;
-}
-export const DEFAULT_TUNABLES: Tunables = { eventWindowMs: 1000, eventsPerMac: 32, eventsPerCpu: 4096, macsPerPort: 0, armAwait: false };
 
 export interface LoadOptions {
   objectPath?: string;
@@ -85,11 +74,6 @@ export interface LoadOptions {
   statemapPath?: string;
 }
 
-export interface Attachment {
-  readonly ifindex: number;
-  readonly ifname: string;
-  readonly mode: 'tcx' | 'tc' | 'pcap';
-}
 
 const sys = (what: string, e: number) => errnoError(what, e, strerror);
 

@@ -8,7 +8,7 @@ import koffi from 'koffi';
 import type { Logger } from 'pino';
 import type { ObserveBackend } from '../backend.js';
 import { EVENT, FRAME_BYTES, FRAME_STATS, type BpfEvent, type BpfFrame, type FrameStatName, type MacEntry, type MacStats, type StatName } from '../bpf/abi.js';
-import type { Attachment, Tunables } from '../bpf/loader.js';
+import type { Attachment, Tunables } from '../observe-types.js';
 import { BridgewatchError } from '../errors.js';
 import { Capture, ENETDOWN } from './capture.js';
 import { WallToMono } from './clock.js';
@@ -145,14 +145,6 @@ export class PcapBackend implements ObserveBackend {
   mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
     this.read();
     return this.table.get(ifindex, mac);
-  }
-
-  setPortState(): boolean {
-    return false; // states come from the portState callback, with their history
-  }
-
-  syncPortCounts(): void {
-    // nothing to do: the user-space table drops evicted entries from its per-port count
   }
 
   deletePort(ifindex: number): number {

@@ -15,7 +15,7 @@ import {
   type MacStats,
   type StatName,
 } from '../bpf/abi.js';
-import { DEFAULT_TUNABLES, type Tunables } from '../bpf/loader.js';
+import { DEFAULT_TUNABLES, type Tunables } from '../observe-types.js';
 import { BridgewatchError } from '../errors.js';
 import { classify, KIND_OTHER } from './classify.js';
 
