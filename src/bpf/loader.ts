@@ -1,30 +1,15 @@
-// Opens and loads bridgewatch.bpf.o, checks the contract, and owns every attachment it makes.
-// Lifecycle: BpfCollection.load() -> attach()/detach() -> close(); close() releases everything.
+// Opens and loads bridgewatch.bpf.o, checks the contract, sets the tunables, and holds the maps;
+// its attachments are TcHooks' (hooks.ts). Lifecycle: BpfCollection.load() -> attach()/detach()
+// -> close(); close() releases everything.
 import { existsSync } from 'node:fs';
 import koffi from 'koffi';
-import { BridgewatchError, errnoError } from '../errors.js';
+import { BridgewatchError } from '../errors.js';
 import { BPF_OBJECT, BPF_OBJECT_STATEMAP } from '../paths.js';
-import { c, errno as lastErrno, strerror } from '../sys/libc.js';
-import {
-  BPF_TC_EGRESS,
-  BPF_TC_F_REPLACE,
-  BPF_TC_INGRESS,
-  BPF_TCX_EGRESS,
-  BPF_TCX_INGRESS,
-  destroyClsact,
-  libbpf,
-  progQueryCount,
-  progQueryOpts,
-  quietly,
-  tcHook,
-  tcOpts,
-  tcOptsProgId,
-  testRun,
-  type TestRun,
-} from './libbpf.js';
+import { errno as lastErrno, strerror } from '../sys/libc.js';
+import { libbpf, testRun, type TestRun } from './libbpf.js';
 import { btfDatasec, btfEnum, btfStruct } from './btf.js';
 import { KernelTables } from './tables.js';
-import { OwnedHooks } from './owned-hooks.js';
+import { sys, TcHooks, type AttachMode } from './hooks.js';
 import { AwaitTable } from './await.js';
 import { DEFAULT_TUNABLES, type Attachment, type Tunables } from '../observe-types.js';
 export { DEFAULT_TUNABLES, type Attachment, type Tunables };
@@ -33,31 +18,12 @@ import { ENUM_LAYOUTS, enumDiffs, KEY, LAYOUTS, layoutDiffs, MAC_STATS, SETTLED_
 import { readFrameStats } from './kept.js';
 
 export const PROG_NAME = 'tc_ingress';
-// fixed clsact filter identity, so a restart replaces our own filter instead of stacking one
-export const TC_HANDLE = 0xb3d0;
-export const TC_PRIORITY = 0xb3d0 & 0xffff;
-// the uplink programs' filters (convergence), on both sides of an uplink
-export const UPLINK_HANDLE = 0xb3d1;
-export const UPLINK_PRIORITY = 0xb3d1 & 0xffff;
-
-export type AttachMode = 'auto' | 'tcx' | 'tc';
+export { TC_HANDLE, TC_PRIORITY, UPLINK_HANDLE, UPLINK_PRIORITY, tcxSupported, type AttachMode } from './hooks.js';
 
 // struct __sk_buff (include/uapi/linux/bpf.h, a stable uapi layout): the ctx of a test run
 const SK_BUFF_SIZE = 192;
 const SK_BUFF_IFINDEX = 40; // __u32 len, pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci, vlan_proto, priority, ingress_ifindex, ifindex
 
-/*
- * Why `auto` means clsact, not tcx, even where tcx exists (Linux 6.6+): every tcx link attach
- * and release swaps the device's bpf_mprog_entry and then waits a full RCU grace period while
- * holding rtnl (kernel/bpf/tcx.c: tcx_link_attach() takes rtnl_lock() and calls
- * tcx_link_prog_attach() -> tcx_entry_update() + tcx_entry_sync(); tcx_link_release() does the
- * same; include/net/tcx.h: tcx_entry_sync() is synchronize_rcu()). That is ~11 ms of rtnl per
- * port here, during which every other rtnetlink user (libvirt, nova, ip) waits: 200 taps took
- * 10x longer to create. A clsact filter waits at most an expedited grace period
- * (net/sched/sch_generic.c: mini_qdisc_pair_swap() calls synchronize_rcu_expedited() when the
- * qdisc is younger than a grace period), ~0.2 ms, and the qdisc itself none. `--attach tcx`
- * stays available. bench/attach.ts measures both.
- */
 
 
 export interface LoadOptions {
@@ -75,22 +41,10 @@ export interface LoadOptions {
 }
 
 
-const sys = (what: string, e: number) => errnoError(what, e, strerror);
-
 // libbpf >= 1.0 returns -errno from int functions
 function check(what: string, rc: number): number {
   if (rc < 0) throw sys(what, -rc);
   return rc;
-}
-
-interface Live extends Attachment {
-  fd?: number; // tcx link
-  createdHook?: boolean; // tc: we created the clsact qdisc
-}
-
-interface LiveUplink {
-  ifname: string;
-  fds?: [number, number]; // tcx links: ingress, egress
 }
 
 export class BpfCollection {
@@ -104,14 +58,12 @@ export class BpfCollection {
   fallbackReason = '';
   private obj: unknown;
   private readonly progFd: number;
-  private readonly live = new Map<number, Live>();
-  private readonly uplinks = new Map<number, LiveUplink>();
   private readonly uplinkFds: { in: number; out: number };
+  /** every attachment it made (guest ports, uplinks) */
+  private readonly hooks: TcHooks;
   /** guest MACs the uplink programs watch for (convergence) */
   readonly awaits: AwaitTable;
-  private readonly ownedHooks: OwnedHooks;
   private readonly tables: KernelTables;
-  private attachMode: 'tcx' | 'tc';
   private readonly ncpu: number;
 
   private constructor(
@@ -119,11 +71,10 @@ export class BpfCollection {
     mode: 'tcx' | 'tc',
     stateDir: string,
     portState: 'kernel' | 'netlink',
-    private readonly auto: boolean,
+    auto: boolean,
   ) {
     const l = libbpf();
     this.obj = obj;
-    this.attachMode = mode;
     this.portState = portState;
     this.progFd = check(`find program ${PROG_NAME}`, l.prog_fd(l.find_prog(obj, PROG_NAME)) as number);
     const mapFd = (name: string) => {
@@ -146,12 +97,12 @@ export class BpfCollection {
     this.ncpu = l.num_possible_cpus() as number;
     this.maxMacs = l.map_max_entries(l.find_map(obj, 'bw_port_macs')) as number;
     this.tables = new KernelTables({ ...this.maps, settled: mapFd('bw_settled') }, l.num_possible_cpus() as number);
-    this.ownedHooks = new OwnedHooks(stateDir);
+    this.hooks = new TcHooks(this.progFd, this.uplinkFds, mode, stateDir, auto);
   }
 
   /** How new attachments are made; under `auto`, clsact until the kernel turns out to lack it. */
   get mode(): 'tcx' | 'tc' {
-    return this.attachMode;
+    return this.hooks.mode;
   }
 
   /** Open, tune, load and verify the object. Throws ENOTSUP when BPF is unavailable. */
@@ -224,181 +175,52 @@ export class BpfCollection {
   }
 
   attachments(): Attachment[] {
-    return [...this.live.values()].map(({ ifindex, ifname, mode }) => ({ ifindex, ifname, mode }));
+    return this.hooks.attachments();
   }
-
 
   /** Attach to ifindex's ingress; attaching again replaces ours, never stacks a second one. */
   attach(ifindex: number, ifname = `ifindex ${ifindex}`): Attachment {
     this.assertOpen();
-    if (this.live.has(ifindex)) this.detach(ifindex);
-    if (!Number.isInteger(ifindex) || ifindex <= 0) throw new BridgewatchError('ENODEV', `attach ${this.mode} ingress on ${ifname}: invalid ifindex ${ifindex}`);
-    let live: Live;
-    try {
-      live = this.mode === 'tcx' ? this.attachTcx(ifindex, ifname) : this.attachTc(ifindex, ifname);
-    } catch (e) {
-      // auto on a kernel built without clsact or cls_bpf: tcx, if it has that
-      const missing = (e as BridgewatchError).errno === 2 || (e as BridgewatchError).errno === 95;
-      if (!this.auto || this.mode !== 'tc' || !missing || !tcxSupported()) throw e;
-      this.attachMode = 'tcx';
-      live = this.attachTcx(ifindex, ifname);
-    }
-    this.live.set(ifindex, live);
-    return { ifindex, ifname, mode: live.mode };
-  }
-
-  private attachTcx(ifindex: number, ifname: string): Live {
-    this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
-    const fd = libbpf().link_create(this.progFd, ifindex, BPF_TCX_INGRESS, null) as number;
-    if (fd < 0) throw sys(`attach tcx ingress on ${ifname}`, -fd);
-    return { ifindex, ifname, mode: 'tcx', fd };
-  }
-
-  private attachTc(ifindex: number, ifname: string): Live {
-    const l = libbpf();
-    const what = `attach tc ingress on ${ifname}`;
-    const hook = tcHook(ifindex);
-    // EEXIST (someone's clsact, or ours from a crashed run) is an answer, not worth libbpf's complaint
-    const rc = quietly(() => l.tc_hook_create(hook) as number);
-    if (rc < 0 && rc !== -17) throw sys(what, -rc);
-    // recorded before anything else can fail, or the process die
-    if (rc === 0) this.ownedHooks.mark(ifindex, true);
-    const opts = tcOpts({ progFd: this.progFd, flags: BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
-    const arc = l.tc_attach(hook, opts) as number;
-    if (arc < 0) {
-      if (rc === 0) {
-        destroyClsact(ifindex);
-        this.ownedHooks.mark(ifindex, false);
-      }
-      throw sys(what, -arc);
-    }
-    return { ifindex, ifname, mode: 'tc', createdHook: this.ownedHooks.has(ifindex) };
+    return this.hooks.attach(ifindex, ifname);
   }
 
   /** Detach ours from ifindex; a device already gone is not an error. */
   detach(ifindex: number): void {
-    const live = this.live.get(ifindex);
-    if (!live) return;
-    this.live.delete(ifindex);
-    if (live.fd !== undefined) {
-      c.close(live.fd); // the kernel removes a tcx link when its last fd closes
-      return;
-    }
-    // our own qdisc goes, and our filter with it: one rtnl round trip instead of two (unless the
-    // uplink programs share it: --observe-uplinks)
-    const dropHook = live.createdHook && !this.uplinks.has(ifindex);
-    const rc = dropHook
-      ? destroyClsact(ifindex)
-      : (libbpf().tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })) as number);
-    if (dropHook) this.ownedHooks.mark(ifindex, false);
-    if (rc < 0 && rc !== -2 && rc !== -19 && rc !== -22) throw sys(`detach tc ingress on ${live.ifname}`, -rc);
+    this.hooks.detach(ifindex);
   }
 
   /** Forget a device that the kernel already removed (its hooks died with it). */
   forget(ifindex: number): void {
-    const up = this.uplinks.get(ifindex);
-    this.uplinks.delete(ifindex);
-    for (const fd of up?.fds ?? []) c.close(fd);
-    const live = this.live.get(ifindex);
-    this.live.delete(ifindex);
-    if (live?.fd !== undefined) c.close(live.fd);
-    if (live || up) this.ownedHooks.mark(ifindex, false);
+    this.hooks.forget(ifindex);
   }
 
   /** Uplinks carrying the convergence programs. */
   uplinkAttachments(): { ifindex: number; ifname: string }[] {
-    return [...this.uplinks].map(([ifindex, u]) => ({ ifindex, ifname: u.ifname }));
+    return this.hooks.uplinkAttachments();
   }
 
-  /**
-   * The convergence programs on both sides of an uplink (bpf/uplink.bpf.h): idle unless a guest
-   * MAC awaits the fabric. Attaching again replaces ours.
-   */
+  /** The convergence programs on both sides of an uplink (bpf/uplink.bpf.h). */
   attachUplink(ifindex: number, ifname = `ifindex ${ifindex}`): void {
     this.assertOpen();
-    if (this.uplinks.has(ifindex)) this.detachUplink(ifindex);
-    if (this.mode === 'tcx') {
-      const l = libbpf();
-      if (!this.live.has(ifindex)) this.removeStaleFilter(ifindex); // left by an earlier run in tc mode
-      const fin = l.link_create(this.uplinkFds.in, ifindex, BPF_TCX_INGRESS, null) as number;
-      if (fin < 0) throw sys(`attach tcx ingress (uplink) on ${ifname}`, -fin);
-      const fout = l.link_create(this.uplinkFds.out, ifindex, BPF_TCX_EGRESS, null) as number;
-      if (fout < 0) {
-        c.close(fin);
-        throw sys(`attach tcx egress (uplink) on ${ifname}`, -fout);
-      }
-      this.uplinks.set(ifindex, { ifname, fds: [fin, fout] });
-      return;
-    }
-    const l = libbpf();
-    const rc = quietly(() => l.tc_hook_create(tcHook(ifindex)) as number);
-    if (rc < 0 && rc !== -17) throw sys(`attach tc (uplink) on ${ifname}`, -rc);
-    if (rc === 0) this.ownedHooks.mark(ifindex, true);
-    for (const [side, fd] of [[BPF_TC_INGRESS, this.uplinkFds.in], [BPF_TC_EGRESS, this.uplinkFds.out]] as const) {
-      const opts = tcOpts({ progFd: fd, flags: BPF_TC_F_REPLACE, handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY });
-      const arc = l.tc_attach(tcHook(ifindex, side), opts) as number;
-      if (arc < 0) {
-        this.uplinks.set(ifindex, { ifname }); // so the detach below removes what did attach
-        this.detachUplink(ifindex);
-        throw sys(`attach tc ${side === BPF_TC_EGRESS ? 'egress' : 'ingress'} (uplink) on ${ifname}`, -arc);
-      }
-    }
-    this.uplinks.set(ifindex, { ifname });
+    this.hooks.attachUplink(ifindex, ifname);
   }
 
-  /** Remove the convergence programs from an uplink; a device already gone is not an error. */
   detachUplink(ifindex: number): void {
-    const up = this.uplinks.get(ifindex);
-    if (!up) return;
-    this.uplinks.delete(ifindex);
-    if (up.fds) {
-      for (const fd of up.fds) c.close(fd);
-      return;
-    }
-    const l = libbpf();
-    const gone = (rc: number) => rc === -2 || rc === -19 || rc === -22;
-    if (this.ownedHooks.has(ifindex) && !this.live.has(ifindex)) {
-      const rc = destroyClsact(ifindex);
-      this.ownedHooks.mark(ifindex, false);
-      if (rc < 0 && !gone(rc)) throw sys(`detach tc (uplink) on ${up.ifname}`, -rc);
-      return;
-    }
-    for (const side of [BPF_TC_INGRESS, BPF_TC_EGRESS]) {
-      const rc = quietly(() => l.tc_detach(tcHook(ifindex, side), tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY })) as number);
-      if (rc < 0 && !gone(rc)) throw sys(`detach tc (uplink) on ${up.ifname}`, -rc);
-    }
+    this.hooks.detachUplink(ifindex);
   }
 
-  /**
-   * Remove uplink filters with our handle that an earlier run in tc mode left (it crashed, or
-   * convergence is off now); a clsact qdisc it created is the journal's to remove.
-   */
+  /** Uplink filters with our handle an earlier run left (see TcHooks). */
   removeStaleUplink(ifindex: number): void {
-    if (this.uplinks.get(ifindex)?.fds === undefined && this.uplinks.has(ifindex)) return; // ours, live, in tc mode
-    const l = libbpf();
-    for (const side of [BPF_TC_INGRESS, BPF_TC_EGRESS])
-      quietly(() => l.tc_detach(tcHook(ifindex, side), tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY })));
+    this.hooks.removeStaleUplink(ifindex);
   }
 
-  /** Program ids of ours on an uplink, by side (tests and `status`). */
   queryUplink(ifindex: number): { ingress: boolean; egress: boolean } {
-    const l = libbpf();
-    const has = (side: number) => {
-      const opts = tcOpts({ handle: UPLINK_HANDLE, priority: UPLINK_PRIORITY });
-      return quietly(() => l.tc_query(tcHook(ifindex, side), opts) as number) === 0 && tcOptsProgId(opts) !== 0;
-    };
-    return { ingress: has(BPF_TC_INGRESS), egress: has(BPF_TC_EGRESS) };
+    return this.hooks.queryUplink(ifindex);
   }
 
   /** Programs on ifindex's ingress: tcx programs and our clsact filter. */
   query(ifindex: number): { tcx: number; tcFilter: boolean } {
-    const l = libbpf();
-    const q = progQueryOpts();
-    const rc = l.prog_query_opts(ifindex, BPF_TCX_INGRESS, q) as number;
-    const tcx = rc < 0 ? 0 : progQueryCount(q);
-    const opts = tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY });
-    const tc = quietly(() => l.tc_query(tcHook(ifindex), opts) as number);
-    return { tcx, tcFilter: tc === 0 && tcOptsProgId(opts) !== 0 };
+    return this.hooks.query(ifindex);
   }
 
   /** Every {port, MAC} entry in the kernel. */
@@ -464,21 +286,7 @@ export class BpfCollection {
   /** Detach everything and unload. Idempotent. */
   close(): void {
     if (!this.obj) return;
-    for (const ifindex of [...this.uplinks.keys()]) {
-      try {
-        this.detachUplink(ifindex);
-      } catch {
-        this.forget(ifindex);
-      }
-    }
-    for (const ifindex of [...this.live.keys()]) {
-      try {
-        this.detach(ifindex);
-      } catch {
-        this.forget(ifindex); // device vanished under us: nothing left to release
-      }
-    }
-    this.ownedHooks.close();
+    this.hooks.closeAll();
     libbpf().object_close(this.obj);
     this.obj = undefined;
   }
@@ -487,17 +295,7 @@ export class BpfCollection {
     if (!this.obj) throw new BridgewatchError('ESTATE', 'use bpf collection: already closed');
   }
 
-  private removeStaleFilter(ifindex: number): void {
-    const l = libbpf();
-    // usually there is no clsact at all: the kernel's complaint is the expected answer
-    quietly(() => l.tc_detach(tcHook(ifindex), tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY })));
-    this.removeStaleUplink(ifindex);
-    // tcx mode: nothing of ours uses a clsact qdisc, so one the journal says we made is stale
-    if (this.ownedHooks.has(ifindex)) {
-      destroyClsact(ifindex);
-      this.ownedHooks.mark(ifindex, false);
-    }
-  }
+
 }
 
 function setTunables(obj: unknown, btf: unknown, t: Tunables): void {
@@ -531,9 +329,3 @@ function checkMapSizes(obj: unknown): void {
   if (sv !== SETTLED_CPU.size) throw new BridgewatchError('ELAYOUT', `check map bw_settled: value ${sv} bytes, contract says ${SETTLED_CPU.size}`);
 }
 
-/** Whether the kernel knows tcx links (BPF_TCX_INGRESS, Linux 6.6+). */
-export function tcxSupported(): boolean {
-  const q = progQueryOpts();
-  // loopback always exists; EINVAL means the attach type is unknown to this kernel
-  return (libbpf().prog_query_opts(1, BPF_TCX_INGRESS, q) as number) !== -22;
-}
