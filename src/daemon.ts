@@ -292,7 +292,7 @@ export class Daemon {
       }
       const out: MacEntry[] = [];
       for (const mac of this.tracker.macsOf(ifindex)) {
-        const e = bpf.mac(ifindex, macFromString(mac));
+        const e = bpf.mac(ifindex, macFromString(mac), false); // the tracker reads no settled count here
         if (e) out.push({ ...e, ifindex, mac });
       }
       return out;

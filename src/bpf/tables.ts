@@ -100,10 +100,12 @@ export class KernelTables {
     return out;
   }
 
-  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
+  /** One entry; withSettled false skips the settled slots (every CPU's, 24 KiB a read). */
+  mac(ifindex: number, mac: Uint8Array, withSettled = true): MacStats | undefined {
     const val = Buffer.alloc(MAC_STATS.size);
     if ((libbpf().map_lookup_elem(this.fds.macs, encodeKey(ifindex, mac), val) as number) !== 0) return undefined;
     const e = decodeMacStats(val);
+    if (!withSettled) return e;
     const want = settledKey(ifindex, macToString(mac), e.firstNs);
     let n = 0;
     for (const s of this.settledSlots(settledSlot(ifindex, mac))) if (settledKey(s.ifindex, s.mac, s.firstNs) === want) n += s.frames;
