@@ -2,6 +2,7 @@
 // itself here; each owns the figure ids under its prefix (--only selects by id or prefix).
 import type { Producer } from './harness.js';
 import { healProducer } from './heal.js';
+import { rssProducer } from './rss.js';
 import { mapScanProducer, scrapeProducer } from './scrape.js';
 import { tapProducer } from './tap.js';
 import { kernelProducer } from './testrun.js';
@@ -12,5 +13,6 @@ export const PRODUCERS: Producer[] = [
   scrapeProducer, // scrape.*         bench/scrape.ts
   mapScanProducer, // mapscan.*       bench/scrape.ts
   healProducer, // heal.*             bench/heal.ts
+  rssProducer, // rss.*               bench/rss.ts
   // attach.*: { prefix: 'attach.', run: attachFigures } from bench/attach.ts
 ];

@@ -18,6 +18,7 @@ import { lockNetns } from './sys/netns-lock.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
 import { ERRNO } from './sys/errno.js';
+import { c } from './sys/libc.js';
 import { FdbWatch, type FdbNotice } from './ports/fdb-watch.js';
 import { MoveTracker } from './tracker/moves.js';
 import { VERSION } from './paths.js';
@@ -168,9 +169,13 @@ export class Daemon {
     this.tickTimer = setInterval(() => {
       this.tracker.tick();
       // evictions lower the per-port MAC counts only when the map is read: read it even unscraped
-      if (++ticks % 10 === 0) this.syncKernel(API_SYNC_MS);
+      if (++ticks % 10 === 0) {
+        this.syncKernel(API_SYNC_MS);
+        c.malloc_trim(0); // what bursts (netlink messages, libbpf) freed, back to the kernel
+      }
     }, 1000);
     this.tickTimer.unref();
+    c.malloc_trim(0); // libbpf's load (vmlinux BTF for CO-RE) and the first dumps freed a lot
     this.log.info({ ports: this.tracker.portCount(), bridges: this.watcher.bridges().length }, 'watching');
   }
 

@@ -119,10 +119,10 @@ export class KernelTables {
       first = false;
     }
     // forget what the kernel no longer has (evicted, deleted)
-    for (const [ifindex, port] of this.decoded) {
-      for (const [mac, d] of port) if (d.scan !== scan) port.delete(mac);
+    this.decoded.forEach((port, ifindex) => {
+      port.forEach((d, mac) => d.scan !== scan && port.delete(mac)); // no [key, value] arrays
       if (!port.size) this.decoded.delete(ifindex);
-    }
+    });
     return out;
   }
 

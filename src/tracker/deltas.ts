@@ -55,10 +55,11 @@ export class KernelDeltas {
       const snap = this.snapshots.get(e.ifindex)?.get(e.mac);
       if (snap) snap.seen = round;
     }
-    for (const [ifindex, port] of this.snapshots) {
-      for (const [mac, snap] of port) if (snap.seen !== round) port.delete(mac);
+    // forEach, not for-of over entries: no [key, value] array per entry
+    this.snapshots.forEach((port, ifindex) => {
+      port.forEach((snap, mac) => snap.seen !== round && port.delete(mac));
       if (!port.size) this.snapshots.delete(ifindex);
-    }
+    });
   }
 
   forgetPort(ifindex: number): void {
