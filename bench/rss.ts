@@ -2,10 +2,9 @@
 // in a netns of our own, 1,000 taps made at once by another process (bench/tap-burst.ts), then
 // 10 guest MACs per tap. Per run: /metrics at 1,000 ports (after warm-up scrapes, as under a
 // scraper), the same with 10,000 MACs, and VmRSS after each of those last scrapes. Runs
-// alternate between the daemon as shipped and the daemon with V8's default young generation
-// (NODE_OPTIONS=--max-semi-space-size=16, V8's own limit on 64-bit; bin/bridgewatch.js then leaves
-// the young generation alone), so
-// the figure says what that setting is worth on this machine at this moment.
+// alternate between the daemon as shipped and the daemon with V8's default heap sizing
+// (BRIDGEWATCH_V8_DEFAULTS=1: bin/bridgewatch.js then sets no V8 flag), so the figure says what
+// those settings are worth on this machine at this moment.
 import { readFileSync } from 'node:fs';
 import { Daemon, Netns, sleep, TapBurst } from './attach-rig.js';
 import { figure, type BenchOptions, type Figure, type Producer } from './harness.js';
@@ -61,7 +60,7 @@ export async function rssFigures(o: BenchOptions): Promise<Figure[]> {
   const taps = new TapBurst(ns);
   const variants: [string, NodeJS.ProcessEnv][] = [
     ['shipped', {}],
-    ['v8defaults', { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-semi-space-size=16`.trim() }],
+    ['v8defaults', { BRIDGEWATCH_V8_DEFAULTS: '1' }],
   ];
   const got = new Map<string, Run[]>(variants.map(([n]) => [n, []]));
   try {
@@ -82,7 +81,7 @@ export async function rssFigures(o: BenchOptions): Promise<Figure[]> {
   const out: Figure[] = [];
   for (const [name] of variants) {
     const tag = name === 'shipped' ? '' : `@${name}`;
-    const label = name === 'shipped' ? '' : ' (V8 default young generation)';
+    const label = name === 'shipped' ? '' : ' (V8 default heap sizing)';
     out.push(
       figure(`rss.1000_ports${tag}`, `daemon RSS with ${PORTS} ports and ${PORTS * MACS} MACs${label}`, 'MB', r2(all(name, 'rss')), tag ? null : { atMost: 100 }, `VmRSS after each of 7 scrapes (3 warm-up first); ${per}`),
       figure(`rss.1000_ports.idle${tag}`, `the same, 10–14 s after the last scrape${label}`, 'MB', r2(all(name, 'idle')), null, `VmRSS 5 times, 1 s apart, from 10 s after the scrapes (V8's memory reducer has run); ${per}`),

@@ -35,7 +35,7 @@ export interface TableFds {
 
 /** The last decoded value of one {port, MAC} entry, and the bytes it was decoded from. */
 interface Decoded {
-  raw: Buffer;
+  slot: number; // where its bytes are in KernelTables.raw
   entry: MacEntry;
   scan: number;
 }
@@ -56,6 +56,10 @@ export class KernelTables {
    */
   private decoded = new Map<number, Map<number, Decoded>>();
   private scans = 0;
+  /** the bytes of every decoded entry, one slot each: one Buffer, not one per entry */
+  private raw = Buffer.alloc(0);
+  private freeSlots: number[] = [];
+  private slots = 0;
   // the batch read's buffers, reused: a full read allocates nothing for the kernel's bytes
   private batchBufs: { keys: Buffer; vals: Buffer; token: Buffer; next: Buffer } | undefined;
 
@@ -120,7 +124,11 @@ export class KernelTables {
     }
     // forget what the kernel no longer has (evicted, deleted)
     this.decoded.forEach((port, ifindex) => {
-      port.forEach((d, mac) => d.scan !== scan && port.delete(mac)); // no [key, value] arrays
+      port.forEach((d, mac) => {
+        if (d.scan === scan) return; // forEach: no [key, value] array per entry
+        port.delete(mac);
+        this.freeSlots.push(d.slot);
+      });
       if (!port.size) this.decoded.delete(ifindex);
     });
     return out;
@@ -131,21 +139,33 @@ export class KernelTables {
     const ifindex = keys.readUInt32LE(keyAt + KEY_IFINDEX);
     const mac = keys.readUIntBE(keyAt + KEY_MAC, 6);
     let port = this.decoded.get(ifindex);
-    const d = port?.get(mac);
-    if (d && vals.compare(d.raw, 0, MAC_STATS.size, valAt, valAt + MAC_STATS.size) === 0) {
+    let d = port?.get(mac);
+    const size = MAC_STATS.size;
+    if (d && vals.compare(this.raw, d.slot * size, d.slot * size + size, valAt, valAt + size) === 0) {
       d.scan = scan;
       return d.entry;
     }
     const entry = decodeEntry(keys, keyAt, vals, valAt);
     if (d) {
-      vals.copy(d.raw, 0, valAt, valAt + MAC_STATS.size);
       d.entry = entry;
       d.scan = scan;
     } else {
       if (!port) this.decoded.set(ifindex, (port = new Map()));
-      port.set(mac, { raw: Buffer.from(vals.subarray(valAt, valAt + MAC_STATS.size)), entry, scan });
+      port.set(mac, (d = { slot: this.slot(), entry, scan }));
     }
+    vals.copy(this.raw, d.slot * size, valAt, valAt + size);
     return entry;
+  }
+
+  private slot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    if ((this.slots + 1) * MAC_STATS.size > this.raw.length) {
+      const grown = Buffer.alloc(Math.max(CHUNK, this.slots * 2) * MAC_STATS.size);
+      this.raw.copy(grown);
+      this.raw = grown;
+    }
+    return this.slots++;
   }
 
   private macsByKey(): MacEntry[] {
