@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { BPF_TCX_INGRESS, libbpf, progQueryCount, progQueryOpts } from '../src/bpf/libbpf.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { c } from '../src/sys/libc.js';
-import { addNetns, delNetns, enterNetns, inNetns } from '../src/sys/netns.js';
+import { addNetns, delNetns, enterNetns, inNetns, ip } from '../src/sys/netns.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const median = (xs: number[]): number => {
@@ -26,17 +26,23 @@ function run(file: string, args: string[]): Promise<string> {
 }
 
 export class Netns {
-  readonly name = `bwbench-attach-${process.pid}`;
+  readonly name: string;
   private leave: (() => void) | undefined;
   // a scraper keeps its connection, as Prometheus does
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
   /** Create the netns and move this process's main thread into it (until close()). */
-  constructor() {
+  constructor(tag = 'attach') {
+    this.name = `bwbench-${tag}-${process.pid}`;
     delNetns(this.name);
     addNetns(this.name);
     this.leave = enterNetns(this.name);
   }
+  /** `ip -n <this netns> ...` */
+  ip(...args: string[]): string {
+    return ip(this.name, ...args);
+  }
+
   close(): void {
     this.agent.destroy();
     this.leave?.();

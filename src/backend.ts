@@ -17,7 +17,12 @@ export interface ObserveBackend {
   forget(ifindex: number): void;
   attachments(): Attachment[];
   macs(): MacEntry[];
-  mac(ifindex: number, mac: Uint8Array): MacStats | undefined;
+  /**
+   * One {port, MAC} entry. withSettled false: without the frames the settled path counted
+   * (`frames` and `kinds.other` then leave them out) and without reading every CPU's slots, for
+   * decisions that read only timestamps, unforwarded and announcement counts.
+   */
+  mac(ifindex: number, mac: Uint8Array, withSettled?: boolean): MacStats | undefined;
   deletePort(ifindex: number, entries?: MacEntry[]): number;
   /** the statemap build (kernels before 6.3) needs each port's bridge state (BR_STATE_*, null:
    *  no bridge port) written into the kernel; returns whether it wrote. Absent: not needed */
@@ -88,8 +93,8 @@ export class EbpfBackend implements ObserveBackend {
   macs(): MacEntry[] {
     return this.bpf.macs();
   }
-  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
-    return this.bpf.mac(ifindex, mac);
+  mac(ifindex: number, mac: Uint8Array, withSettled = true): MacStats | undefined {
+    return this.bpf.mac(ifindex, mac, withSettled);
   }
   deletePort(ifindex: number, entries?: MacEntry[]): number {
     return this.bpf.deletePort(ifindex, entries);

@@ -22,6 +22,7 @@ import { lockNetns } from './sys/netns-lock.js';
 import { PacketSocket } from './sys/packet.js';
 import { RtnlRequester } from './sys/rtnl-request.js';
 import { ERRNO } from './sys/errno.js';
+import { c } from './sys/libc.js';
 import { FdbWatch, type FdbNotice } from './ports/fdb-watch.js';
 import { MoveTracker } from './tracker/moves.js';
 import { VERSION } from './paths.js';
@@ -134,14 +135,14 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    const c = this.cfg;
+    const { convergeTimeoutMs } = this.cfg;
     await this.identity.start(); // first: a bad --identity-file stops us before anything is attached
     this.unlock = lockNetns(); // before attaching anything: see netns-lock.ts
     this.bpf = await this.openBackend();
     const fabric = this.bpf?.fabric;
-    if (fabric && c.convergeTimeoutMs > 0)
-      this.convergence = new ConvergenceTracker({ clock: this.clock, watch: fabric.awaits, sink: this.metrics, timeoutMs: c.convergeTimeoutMs });
-    else if (c.convergeTimeoutMs > 0 && this.bpf) this.log.warn('no convergence watch with libpcap capture (it needs the uplink programs)');
+    if (fabric && convergeTimeoutMs > 0)
+      this.convergence = new ConvergenceTracker({ clock: this.clock, watch: fabric.awaits, sink: this.metrics, timeoutMs: convergeTimeoutMs });
+    else if (convergeTimeoutMs > 0 && this.bpf) this.log.warn('no convergence watch with libpcap capture (it needs the uplink programs)');
     this.bpf?.startEvents(
       (ev) => (ev.uplink ? this.onUplink(ev) : this.tracker.frame(ev)),
       (size, err) => this.log.error({ size, err: err instanceof Error ? err.stack : err }, 'event record not applied'),
@@ -188,9 +189,13 @@ export class Daemon {
       this.bpf?.poll(); // armings the kernel made are adopted before the sweep
       this.convergence?.tick();
       // evictions lower the per-port MAC counts only when the map is read: read it even unscraped
-      if (++ticks % 10 === 0) this.syncKernel(API_SYNC_MS);
+      if (++ticks % 10 === 0) {
+        this.syncKernel(API_SYNC_MS);
+        c.malloc_trim(0); // what bursts (netlink messages, libbpf) freed, back to the kernel
+      }
     }, 1000);
     this.tickTimer.unref();
+    c.malloc_trim(0); // libbpf's load (vmlinux BTF for CO-RE) and the first dumps freed a lot
     this.log.info({ ports: this.tracker.portCount(), bridges: this.watcher.bridges().length }, 'watching');
   }
 
@@ -315,7 +320,7 @@ export class Daemon {
       }
       const out: MacEntry[] = [];
       for (const mac of this.tracker.macsOf(ifindex)) {
-        const e = bpf.mac(ifindex, macFromString(mac));
+        const e = bpf.mac(ifindex, macFromString(mac), false); // the tracker reads no settled count here
         if (e) out.push({ ...e, ifindex, mac });
       }
       return out;

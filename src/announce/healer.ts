@@ -92,7 +92,7 @@ export class Healer {
     const replay = this.replay.take(ifindex, mac);
     const info = this.d.tracker.portInfo(ifindex);
     if (!info) return;
-    const e = this.d.backend()?.mac(ifindex, macFromString(mac));
+    const e = this.d.backend()?.mac(ifindex, macFromString(mac), false); // timestamps only
     if (e && e.firstFwdNs !== 0n && e.lastNs > e.lastUnfwdNs) {
       this.d.metrics.announceSuppressed('delivered_since'); // the switches already learned it
       this.d.log.info({ port: info.name, mac, suppressed: 'delivered_since' }, 'announce suppressed');
@@ -185,12 +185,12 @@ export class Healer {
     const bpf = this.d.backend();
     if (!bpf) return [];
     const key = macFromString(mac);
-    const here = bpf.mac(ifindex, key);
+    const here = bpf.mac(ifindex, key, false); // timestamps only
     return this.d.tracker
       .portList()
       .filter((p) => p.ifindex !== ifindex && this.d.watcher.link(p.ifindex)?.guest)
       .filter((p) => {
-        const e = bpf.mac(p.ifindex, key);
+        const e = bpf.mac(p.ifindex, key, false);
         return e !== undefined && (!here || e.lastNs >= here.firstNs);
       })
       .map((p) => p.ifindex);

@@ -228,8 +228,8 @@ export class BpfCollection {
     return this.tables.macs();
   }
 
-  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
-    return this.tables.mac(ifindex, mac);
+  mac(ifindex: number, mac: Uint8Array, withSettled = true): MacStats | undefined {
+    return this.tables.mac(ifindex, mac, withSettled);
   }
 
   /** Let the per-port MAC counts follow LRU evictions (see KernelTables). */

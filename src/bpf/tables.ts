@@ -33,9 +33,35 @@ export interface TableFds {
   settled: number;
 }
 
+/** The last decoded value of one {port, MAC} entry, and the bytes it was decoded from. */
+interface Decoded {
+  slot: number; // where its bytes are in KernelTables.raw
+  entry: MacEntry;
+  scan: number;
+}
+
+const CHUNK = 1024;
+const fieldOf = (l: typeof KEY, name: string) => l.fields.find((x) => x.name === name)!.offset;
+const KEY_IFINDEX = fieldOf(KEY, 'ifindex');
+const KEY_MAC = fieldOf(KEY, 'mac');
+
 export class KernelTables {
   private batch = true;
   private countsAtScan = new Map<number, number>();
+  /**
+   * Full reads come every scrape, and most entries have not changed since the last one: an
+   * entry whose bytes are the same is the same MacEntry object, not ten new objects, five
+   * BigInts and a MAC string each time (at 10,000 MACs that garbage, promoted because a read
+   * is one synchronous burst, was most of the daemon's heap). ifindex -> MAC (48-bit number).
+   */
+  private decoded = new Map<number, Map<number, Decoded>>();
+  private scans = 0;
+  /** the bytes of every decoded entry, one slot each: one Buffer, not one per entry */
+  private raw = Buffer.alloc(0);
+  private freeSlots: number[] = [];
+  private slots = 0;
+  // the batch read's buffers, reused: a full read allocates nothing for the kernel's bytes
+  private batchBufs: { keys: Buffer; vals: Buffer; token: Buffer; next: Buffer } | undefined;
 
   constructor(
     private readonly fds: TableFds,
@@ -60,29 +86,86 @@ export class KernelTables {
     out ??= this.macsByKey();
     // slots after entries: a slot flushed in between is missed once, never counted twice
     const settled = this.settledFrames();
-    if (settled.size) for (const e of out) addSettled(e, settled.get(settledKey(e.ifindex, e.mac, e.firstNs)) ?? 0);
+    if (settled.size)
+      for (let i = 0; i < out.length; i++) {
+        const e = out[i];
+        const n = settled.get(settledKey(e.ifindex, e.mac, e.firstNs)) ?? 0;
+        if (!n) continue;
+        // a copy: the decoded entry is kept for the next read and must stay the kernel's bytes
+        out[i] = { ...e, kinds: { ...e.kinds } };
+        addSettled(out[i], n);
+      }
     return out;
   }
 
   private macsBatched(): MacEntry[] {
     const l = libbpf();
-    const chunk = 1024;
-    const keys = Buffer.alloc(KEY.size * chunk);
-    const vals = Buffer.alloc(MAC_STATS.size * chunk);
+    const b = (this.batchBufs ??= {
+      keys: Buffer.alloc(KEY.size * CHUNK),
+      vals: Buffer.alloc(MAC_STATS.size * CHUNK),
+      token: Buffer.alloc(8), // hash maps: a bucket cursor
+      next: Buffer.alloc(8),
+    });
+    const scan = ++this.scans;
     const out: MacEntry[] = [];
-    let token: Buffer | null = null;
+    let first = true;
+    const count = [CHUNK];
     for (;;) {
-      const next = Buffer.alloc(8); // hash maps: a bucket cursor
-      const count = [chunk];
-      const rc = l.map_lookup_batch(this.fds.macs, token, next, keys, vals, count, null) as number;
+      count[0] = CHUNK;
+      const rc = l.map_lookup_batch(this.fds.macs, first ? null : b.token, b.next, b.keys, b.vals, count, null) as number;
       if (rc < 0 && rc !== -2 /* ENOENT: the last chunk */) {
         if (rc === -22 || rc === -95 || rc === -524) throw new BridgewatchError('ENOTSUP', 'batch lookup of map bw_port_macs: not supported');
         throw sys('batch lookup of map bw_port_macs', -rc);
       }
-      for (let i = 0; i < count[0]; i++) out.push(decodeEntry(keys, i * KEY.size, vals, i * MAC_STATS.size));
-      if (rc === -2) return out;
-      token = next;
+      for (let i = 0; i < count[0]; i++) out.push(this.entryAt(b.keys, i * KEY.size, b.vals, i * MAC_STATS.size, scan));
+      if (rc === -2) break;
+      b.next.copy(b.token);
+      first = false;
     }
+    // forget what the kernel no longer has (evicted, deleted)
+    this.decoded.forEach((port, ifindex) => {
+      port.forEach((d, mac) => {
+        if (d.scan === scan) return; // forEach: no [key, value] array per entry
+        port.delete(mac);
+        this.freeSlots.push(d.slot);
+      });
+      if (!port.size) this.decoded.delete(ifindex);
+    });
+    return out;
+  }
+
+  /** The entry at these offsets: the one decoded last time if its bytes are unchanged. */
+  private entryAt(keys: Buffer, keyAt: number, vals: Buffer, valAt: number, scan: number): MacEntry {
+    const ifindex = keys.readUInt32LE(keyAt + KEY_IFINDEX);
+    const mac = keys.readUIntBE(keyAt + KEY_MAC, 6);
+    let port = this.decoded.get(ifindex);
+    let d = port?.get(mac);
+    const size = MAC_STATS.size;
+    if (d && vals.compare(this.raw, d.slot * size, d.slot * size + size, valAt, valAt + size) === 0) {
+      d.scan = scan;
+      return d.entry;
+    }
+    const entry = decodeEntry(keys, keyAt, vals, valAt);
+    if (d) {
+      d.entry = entry;
+      d.scan = scan;
+    } else {
+      if (!port) this.decoded.set(ifindex, (port = new Map()));
+      port.set(mac, (d = { slot: this.slot(), entry, scan }));
+    }
+    vals.copy(this.raw, d.slot * size, valAt, valAt + size);
+    return entry;
+  }
+
+  private slot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    if ((this.slots + 1) * MAC_STATS.size > this.raw.length) {
+      const grown = Buffer.alloc(Math.max(CHUNK, this.slots * 2) * MAC_STATS.size);
+      this.raw.copy(grown);
+      this.raw = grown;
+    }
+    return this.slots++;
   }
 
   private macsByKey(): MacEntry[] {
@@ -100,10 +183,12 @@ export class KernelTables {
     return out;
   }
 
-  mac(ifindex: number, mac: Uint8Array): MacStats | undefined {
+  /** One entry; withSettled false skips the settled slots (every CPU's, 24 KiB a read). */
+  mac(ifindex: number, mac: Uint8Array, withSettled = true): MacStats | undefined {
     const val = Buffer.alloc(MAC_STATS.size);
     if ((libbpf().map_lookup_elem(this.fds.macs, encodeKey(ifindex, mac), val) as number) !== 0) return undefined;
     const e = decodeMacStats(val);
+    if (!withSettled) return e;
     const want = settledKey(ifindex, macToString(mac), e.firstNs);
     let n = 0;
     for (const s of this.settledSlots(settledSlot(ifindex, mac))) if (settledKey(s.ifindex, s.mac, s.firstNs) === want) n += s.frames;
@@ -162,9 +247,10 @@ export class KernelTables {
     const out = new Map<number, number>();
     const val = Buffer.alloc(4);
     const next = Buffer.alloc(4);
+    const key = Buffer.alloc(4);
     let prev: Buffer | null = null;
     while ((l.map_get_next_key(this.fds.portCount, prev, next) as number) === 0) {
-      const key = Buffer.from(next);
+      next.copy(key);
       prev = key;
       if ((l.map_lookup_elem(this.fds.portCount, key, val) as number) === 0) out.set(key.readUInt32LE(), val.readUInt32LE());
     }

@@ -3,10 +3,36 @@
 // moves. One dump at start seeds where entries are now. Lifecycle: start() opens in the calling
 // thread's namespace, stop() closes.
 import { parseAttributes, parseMessage, Protocol, RawNetlinkSocket, type NetlinkMessage } from 'netlink';
+import { c } from '../sys/libc.js';
 import { NLM_F_DUMP, type RtnlRequester } from '../sys/rtnl-request.js';
+import { findNetlinkFd, forceRcvbuf } from './rcvbuf.js';
 import { AF_BRIDGE, parseFdbEntry, RTM_GETNEIGH, RTM_NEWNEIGH, type FdbEntry } from './fdb.js';
 
 const RTNLGRP_NEIGH = 3;
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;
+const RCVBUF_BYTES = 4 << 20;
+
+/**
+ * Classic BPF for the socket: keep AF_BRIDGE neighbour messages (ndm_family, the byte after
+ * the 16-byte nlmsghdr), drop the rest in the kernel. RTNLGRP_NEIGH also carries every ARP and
+ * ND entry: 1,000 taps coming up queue thousands of IPv6 ones, which overran the default
+ * 208 KiB buffer, and the netlink package turns the overrun's POLLERR into a process abort.
+ */
+const BRIDGE_ONLY = (() => {
+  const b = Buffer.alloc(4 * 8);
+  const put = (i: number, code: number, jt: number, jf: number, k: number) => {
+    b.writeUInt16LE(code, i * 8);
+    b[i * 8 + 2] = jt;
+    b[i * 8 + 3] = jf;
+    b.writeUInt32LE(k >>> 0, i * 8 + 4);
+  };
+  put(0, 0x30, 0, 0, 16); // ldb [16]
+  put(1, 0x15, 0, 1, AF_BRIDGE); // jeq #AF_BRIDGE, keep, drop
+  put(2, 0x06, 0, 0, 0xffffffff); // keep: ret #-1
+  put(3, 0x06, 0, 0, 0); // drop: ret #0
+  return b;
+})();
 const NDA_MASTER = 9;
 
 export interface FdbNotice extends FdbEntry {
@@ -41,6 +67,12 @@ export class FdbWatch {
     const sock = new RawNetlinkSocket(Protocol.ROUTE);
     sock.on('message', (buf) => this.receive(buf));
     sock.on('error', (err) => this.hooks.bad(`fdb notifications: ${err.message}`));
+    // before subscribing: only bridge FDB messages queue, in a buffer sized for bursts (root)
+    const fd = findNetlinkFd(sock.address().port);
+    if (fd !== null) {
+      c.attach_filter(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: 4, filter: BRIDGE_ONLY }, 16);
+      forceRcvbuf(sock.address().port, RCVBUF_BYTES);
+    }
     sock.addMembership(RTNLGRP_NEIGH); // before the dump: a move between the two is seen
     sock.unref();
     this.sock = sock;

@@ -26,6 +26,14 @@ export const c = {
   epoll_create1: libc.func('int epoll_create1(int flags)'),
   epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, uint8_t *ev)'),
   epoll_wait: libc.func('int epoll_wait(int epfd, _Out_ uint8_t *evs, int max, int timeout)'),
+  // glibc keeps freed memory in its arenas; this hands the free pages back (RSS)
+  malloc_trim: ((): ((pad: number) => number) => {
+    try {
+      return libc.func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    } catch {
+      return () => 0; // not glibc: nothing to trim this way
+    }
+  })(),
   attach_filter: libc.func('int setsockopt(int fd, int level, int name, const bw_sock_fprog *prog, unsigned int len)'),
 };
 

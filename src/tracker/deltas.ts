@@ -9,25 +9,34 @@ interface Snapshot {
   gen: bigint; // the entry's first_ns
   kinds: number[];
   unfwd: number[];
+  seen: number; // the keepOnly() round that last saw it
 }
 
-const zeros = (): number[] => KINDS.map(() => 0);
-const keyOf = (ifindex: number, mac: string) => `${ifindex}|${mac}`;
+const NONE: Delta[] = [];
 
 export class KernelDeltas {
-  private readonly snapshots = new Map<string, Snapshot>();
+  /** ifindex -> MAC -> counts at the last read: no key string built per entry per read */
+  private readonly snapshots = new Map<number, Map<string, Snapshot>>();
+  private round = 0;
 
   /** Frames before forwarding (all kinds), and announcements lost or delivered, since last time. */
   diff(e: MacEntry): Delta[] {
-    const key = keyOf(e.ifindex, e.mac);
-    let snap = this.snapshots.get(key);
-    if (!snap || snap.gen !== e.firstNs) snap = { gen: e.firstNs, kinds: zeros(), unfwd: zeros() };
-    const out: Delta[] = [];
-    KINDS.forEach((kind, i) => {
+    let port = this.snapshots.get(e.ifindex);
+    if (!port) this.snapshots.set(e.ifindex, (port = new Map()));
+    let snap = port.get(e.mac);
+    if (!snap || snap.gen !== e.firstNs) {
+      snap = { gen: e.firstNs, kinds: KINDS.map(() => 0), unfwd: KINDS.map(() => 0), seen: this.round };
+      port.set(e.mac, snap);
+    }
+    let out = NONE;
+    for (let i = 0; i < KINDS.length; i++) {
+      const kind: Kind = KINDS[i];
       const total = e.kinds[kind];
       const lost = e.unfwdKinds[kind];
+      if (total === snap.kinds[i] && lost === snap.unfwd[i]) continue; // the usual case: nothing new
       const dLost = lost - snap.unfwd[i];
       const dDelivered = total - lost - (snap.kinds[i] - snap.unfwd[i]);
+      if (out === NONE) out = [];
       if (dLost > 0) out.push({ how: 'before', kind, n: dLost });
       if (kind !== 'other') {
         if (dLost > 0) out.push({ how: 'lost', kind, n: dLost });
@@ -35,18 +44,25 @@ export class KernelDeltas {
       }
       snap.kinds[i] = total;
       snap.unfwd[i] = lost;
-    });
-    this.snapshots.set(key, snap);
+    }
     return out;
   }
 
   /** After a full read: forget entries the kernel no longer has (LRU-evicted). */
   keepOnly(entries: MacEntry[]): void {
-    const seen = new Set(entries.map((e) => keyOf(e.ifindex, e.mac)));
-    for (const key of this.snapshots.keys()) if (!seen.has(key)) this.snapshots.delete(key);
+    const round = ++this.round;
+    for (const e of entries) {
+      const snap = this.snapshots.get(e.ifindex)?.get(e.mac);
+      if (snap) snap.seen = round;
+    }
+    // forEach, not for-of over entries: no [key, value] array per entry
+    this.snapshots.forEach((port, ifindex) => {
+      port.forEach((snap, mac) => snap.seen !== round && port.delete(mac));
+      if (!port.size) this.snapshots.delete(ifindex);
+    });
   }
 
   forgetPort(ifindex: number): void {
-    for (const key of this.snapshots.keys()) if (key.startsWith(`${ifindex}|`)) this.snapshots.delete(key);
+    this.snapshots.delete(ifindex);
   }
 }

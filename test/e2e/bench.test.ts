@@ -27,6 +27,10 @@ const FIGURES = [
   'mapscan.small',
   'mapscan.large',
   'mapscan.ratio',
+  ...['p50', 'p99', 'max'].map((x) => `heal.first_rarp.${x}`),
+  'rss.1000_ports',
+  'rss.1000_ports.idle',
+  'rss.metrics_1000_ports',
 ];
 
 const namespaces = (): string[] => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('bwbench-')) : []);
